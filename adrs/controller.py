@@ -1,0 +1,338 @@
+"""The evolutionary controller: an asynchronous steady-state pipeline.
+
+Up to `llm.proposals_in_flight` proposals and `evaluation.workers` evaluations run at once,
+so slow LLM calls and slow evaluations overlap. The controller is the only stage that moves
+data: archive -> mutator -> evaluation backend -> archive, store and events.
+
+Determinism (see docs/architecture.md): results are applied to the archive and committed to
+the store in candidate-id order, and candidate i is launched only once candidate
+i - depth has been applied, so the archive depends on the seed and the responses, not on
+timing. With `deterministic: false` results are applied as they complete instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from adrs.archive import Archive
+from adrs.config import RunConfig
+from adrs.errors import EditError
+from adrs.evaluation.backends import EvalBackend
+from adrs.evaluation.runner import EvalJob
+from adrs.events import (
+    ArchiveUpdated,
+    CandidateEvaluated,
+    CandidateLaunched,
+    CandidateProposed,
+    DuplicateSkipped,
+    Event,
+    NewBest,
+    Observer,
+    ProposalFailed,
+    RunStarted,
+    RunStopped,
+)
+from adrs.mutator import Mutator, Proposal, ProposalContext
+from adrs.problem import Problem
+from adrs.program import code_hash
+from adrs.store import CandidateRecord, RunStore
+from adrs.types import EvalResult, LLMUsage, Program
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How a run (or one session of it) ended."""
+
+    reason: str
+    candidates: int
+    valid: int
+    best: Program | None
+    cost_usd: float
+
+
+@dataclass
+class _Counters:
+    """Mutable tallies, derived only from applied records (so replay restores them)."""
+
+    applied: int = 0
+    valid: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    cost_usd: float = 0.0
+    since_improvement: int = 0
+    best: Program | None = None
+    next_id: int = 0
+    hashes: dict[str, int] = field(default_factory=dict)
+
+
+class Controller:
+    """Runs one session of a run: restores state from the store, then evolves."""
+
+    def __init__(self, *, problem: Problem, config: RunConfig, store: RunStore,
+                 mutator: Mutator, backend: EvalBackend, archive: Archive,
+                 observers: Sequence[Observer] = ()) -> None:
+        self.problem, self.config, self.store = problem, config, store
+        self.archive = archive
+        self._mutator, self._backend = mutator, backend
+        self._observers = list(observers)
+        self.counters = _Counters()
+        self._attempts: dict[int, deque[Program]] = {}
+        self._buffer: dict[int, CandidateRecord] = {}
+        self._applied = asyncio.Condition()
+        self._pending: dict[str, asyncio.Future[EvalResult]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop: str | None = None
+        self._started = time.monotonic()
+        self._replaying = False
+
+    # ----------------------------------------------------------------- state
+    def restore(self) -> None:
+        """Rebuild archive and counters by replaying the store in id order."""
+        self._replaying = True
+        for record in self.store.records():
+            self._apply(record)
+        self._replaying = False
+
+    def request_stop(self, reason: str) -> None:
+        """Stop launching; with 'interrupted', in-flight candidates are abandoned."""
+        self._stop = self._stop or reason
+        if reason == "interrupted":
+            for task in self._tasks:
+                task.cancel()
+
+    # ------------------------------------------------------------------- run
+    async def run(self, started: RunStarted | None = None) -> RunSummary:
+        self._started = time.monotonic()
+        if started is not None:
+            self._emit(started)
+        if self.counters.next_id == 0:
+            await self._evaluate_initial()
+        next_id = self.counters.next_id
+        while (reason := self._stop_reason(next_id)) is None:
+            await self._wait_for_slot(next_id)
+            if (reason := self._stop_reason(next_id)) is not None:
+                break
+            self._spawn(next_id)
+            next_id += 1
+        self._stop = self._stop or reason
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return self._finish(self._stop)
+
+    async def _evaluate_initial(self) -> None:
+        code = self.problem.initial_code
+        result = await self._evaluate(code)
+        self._deliver(CandidateRecord(
+            id=0, status="evaluated", island=0, generation=0, parent_ids=(),
+            edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
+            result=result, eval_s=result.duration_s))
+        await self._drain(0)
+        if self.counters.valid == 0:
+            self._stop = "initial program invalid: " + (result.error or "no score")
+
+    def _spawn(self, cid: int) -> None:
+        task = asyncio.create_task(self._candidate(cid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stop_reason(self, next_id: int) -> str | None:
+        stop, c = self.config.stop, self.counters
+        if self._stop is not None:
+            return self._stop
+        if next_id >= stop.iterations:
+            return "iterations"
+        if stop.max_wall_s is not None and time.monotonic() - self._started >= stop.max_wall_s:
+            return "wall time"
+        if stop.target_score is not None and c.best and c.best.score >= stop.target_score:
+            return "target score"
+        if stop.patience is not None and c.since_improvement >= stop.patience:
+            return "no improvement"
+        if stop.budget_usd is not None and c.cost_usd >= stop.budget_usd:
+            return "budget"
+        return None
+
+    async def _wait_for_slot(self, cid: int) -> None:
+        depth = self.config.pipeline_depth
+        async with self._applied:
+            if self.config.deterministic:
+                await self._applied.wait_for(
+                    lambda: self.counters.next_id > cid - depth or self._stop is not None)
+            else:
+                await self._applied.wait_for(
+                    lambda: len(self._tasks) < depth or self._stop is not None)
+
+    # ------------------------------------------------------------- candidate
+    async def _candidate(self, cid: int) -> None:
+        try:
+            record = await self._make(cid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a fault of the system: stop the run, keep what we have
+            self.request_stop(f"error: {type(exc).__name__}: {exc}")
+            raise
+        self._deliver(record)
+        await self._drain(cid)
+
+    async def _make(self, cid: int) -> CandidateRecord:
+        rng = random.Random(f"{self.config.seed}:{cid}")
+        island = cid % self.config.archive.islands
+        sel = self.archive.sample(island, rng)
+        self._emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
+        ctx = ProposalContext(candidate_id=cid, parent=sel.parent, inspirations=sel.inspirations, mate=sel.mate,
+                              island=island, rng=rng, task=self.problem.task,
+                              attempts=tuple(self._attempts.get(sel.parent.id, ())))
+        base = CandidateRecord(id=cid, status="proposal_failed", island=island,
+                               generation=sel.parent.generation + 1,
+                               parent_ids=(sel.parent.id,), edit_kind="diff",
+                               created=time.time())
+        started = time.perf_counter()
+        try:
+            proposal = await self._mutator.propose(ctx)
+        except EditError as exc:
+            self._emit(ProposalFailed(id=cid, error=str(exc)))
+            # A failed proposal still cost LLM calls: keep its usage (see llm.ProposalError).
+            return replace(base, error=str(exc), propose_s=time.perf_counter() - started,
+                           usage=getattr(exc, "usage", LLMUsage()),
+                           attempts=getattr(exc, "attempts", 1))
+        if proposal.edit_kind == "crossover" and sel.mate is not None:
+            base = replace(base, parent_ids=(sel.parent.id, sel.mate.id))
+        return await self._evaluate_proposal(base, proposal, time.perf_counter() - started)
+
+    async def _evaluate_proposal(self, base: CandidateRecord, proposal: Proposal,
+                                 propose_s: float) -> CandidateRecord:
+        digest = code_hash(proposal.code)
+        record = replace(base, status="evaluated", code=proposal.code,
+                         code_hash=digest, prompt=proposal.prompt, response=proposal.response,
+                         notes=proposal.notes, edit_kind=proposal.edit_kind,
+                         usage=proposal.usage, attempts=proposal.attempts,
+                         propose_s=propose_s)
+        self._emit(CandidateProposed(id=base.id, edit_kind=proposal.edit_kind,
+                                     model=proposal.usage.model,
+                                     cost_usd=proposal.usage.cost_usd, propose_s=propose_s))
+        if digest in self.counters.hashes:
+            return replace(record, status="duplicate",
+                           duplicate_of=self.counters.hashes[digest])
+        result = await self._shared_evaluation(digest, proposal.code)
+        return replace(record, result=result, eval_s=result.duration_s)
+
+    async def _shared_evaluation(self, digest: str, code: str) -> EvalResult:
+        """Evaluate each distinct normalised program once, even when proposed twice at once."""
+        if digest in self._pending:
+            return await asyncio.shield(self._pending[digest])
+        future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = future
+        try:
+            result = await self._evaluate(code)
+            future.set_result(result)
+            return result
+        finally:
+            if not future.done():
+                future.cancel()
+            del self._pending[digest]
+
+    async def _evaluate(self, code: str) -> EvalResult:
+        spec = self.problem.spec
+        harness = None if spec.harness is None else str(self.problem.root / spec.harness)
+        job = EvalJob(problem_root=str(self.problem.root), evaluator=spec.evaluator,
+                      source=code, limits=self.config.evaluation.limits, harness=harness)
+        return await asyncio.wrap_future(self._backend.submit(job))
+
+    # ----------------------------------------------------------------- apply
+    def _deliver(self, record: CandidateRecord) -> None:
+        self._buffer[record.id] = record
+
+    async def _drain(self, cid: int) -> None:
+        """Apply buffered records in id order (or at once, when not deterministic)."""
+        async with self._applied:
+            if self.config.deterministic:
+                while self.counters.next_id in self._buffer:
+                    self._apply(self._buffer.pop(self.counters.next_id))
+            elif cid in self._buffer:
+                self._apply(self._buffer.pop(cid))
+            self._applied.notify_all()
+
+    def _apply(self, record: CandidateRecord) -> None:
+        """The one place state changes; used live and when replaying the store."""
+        if not self._replaying:
+            self.store.add(record)
+        c = self.counters
+        c.applied += 1
+        c.next_id = max(c.next_id, record.id + 1)
+        c.cost_usd += record.usage.cost_usd
+        c.since_improvement += 1
+        if record.status == "evaluated" and record.code_hash is not None:
+            record = self._dedup(record)
+        self._remember_attempt(record)
+        program = record.program()
+        if program is not None:
+            self._add_to_archive(program)
+        elif record.status == "proposal_failed":
+            c.failed += 1
+        self._emit_applied(record)
+
+    def _dedup(self, record: CandidateRecord) -> CandidateRecord:
+        assert record.code_hash is not None
+        first = self.counters.hashes.setdefault(record.code_hash, record.id)
+        if first == record.id:
+            return record
+        return replace(record, status="duplicate", duplicate_of=first, result=None)
+
+    def _add_to_archive(self, program: Program) -> None:
+        c = self.counters
+        islands = range(self.config.archive.islands) if program.edit_kind == "initial" else (
+            program.island,)
+        for island in islands:
+            status = self.archive.add(replace(program, island=island))
+        if not program.result.valid:
+            c.failed += 1
+            return
+        c.valid += 1
+        if c.best is None or program.score > c.best.score:
+            c.best, c.since_improvement = program, 0
+            self._emit(NewBest(id=program.id, score=program.score))
+        stats = self.archive.stats()
+        self._emit(ArchiveUpdated(id=program.id, status=status.name, best_id=stats.best_id,
+                                  best_score=stats.best_score, coverage=stats.coverage))
+
+    def _remember_attempt(self, record: CandidateRecord) -> None:
+        """Keep the latest attempts per parent, for the 'recent attempts' part of prompts."""
+        if not record.parent_ids:
+            return
+        result = record.result or EvalResult.invalid(
+            record.error or f"duplicate of candidate {record.duplicate_of}")
+        attempt = Program(id=record.id, code=record.code or "", result=result,
+                          parent_ids=record.parent_ids, island=record.island,
+                          generation=record.generation, edit_kind=record.edit_kind)
+        limit = self.config.llm.recent_attempts
+        self._attempts.setdefault(record.parent_ids[0], deque(maxlen=limit)).appendleft(attempt)
+
+    def _emit_applied(self, record: CandidateRecord) -> None:
+        if record.status == "duplicate":
+            self.counters.duplicates += 1
+            self._emit(DuplicateSkipped(id=record.id, duplicate_of=record.duplicate_of or 0))
+        elif record.result is not None:
+            res = record.result
+            self._emit(CandidateEvaluated(id=record.id, valid=res.valid, score=res.score,
+                                          error=res.error, eval_s=record.eval_s))
+
+    # ---------------------------------------------------------------- finish
+    def _finish(self, reason: str) -> RunSummary:
+        c = self.counters
+        best = c.best
+        self._emit(RunStopped(reason=reason, candidates=c.applied,
+                              best_id=None if best is None else best.id,
+                              best_score=None if best is None else best.score,
+                              cost_usd=c.cost_usd))
+        return RunSummary(reason=reason, candidates=c.applied, valid=c.valid, best=best,
+                          cost_usd=c.cost_usd)
+
+    def _emit(self, event: Event) -> None:
+        if self._replaying:
+            return
+        for observer in self._observers:
+            observer(event)
+

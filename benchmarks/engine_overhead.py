@@ -1,0 +1,106 @@
+"""Engine overhead per candidate: everything except the LLM call and the evaluation.
+
+The LLM is a scripted client that answers instantly with a full rewrite (so prompt
+rendering, edit application and hashing all run), and the evaluation backend scores each
+program instantly in-process. What remains is the engine: selection, prompts, edits,
+dedup, the archive, the SQLite store, the event log and the asyncio pipeline.
+
+Usage: python benchmarks/engine_overhead.py [--candidates 10000] [--window 1000]
+Prints the time per candidate over the first and the last window, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import math
+import random
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from adrs.archive import Archive
+from adrs.config import RunConfig, dump, resolve
+from adrs.controller import Controller
+from adrs.evaluation.runner import EvalJob
+from adrs.events import CandidateEvaluated, DuplicateSkipped, Event, EventLog, ProposalFailed
+from adrs.llm import LLMMutator, LLMRequest, ScriptedClient
+from adrs.problem import load_problem
+from adrs.store import EVENTS_NAME, RunStore
+from adrs.types import EvalResult
+
+CONSTANT = re.compile(r"^MARGIN = .*$", re.MULTILINE)
+
+
+class InstantBackend:
+    """Scores a program at once from its constants: a trivial evaluator, no sandbox."""
+
+    workers = 4
+
+    def submit(self, job: EvalJob) -> concurrent.futures.Future[EvalResult]:
+        future: concurrent.futures.Future[EvalResult] = concurrent.futures.Future()
+        margin = float(CONSTANT.findall(job.source)[0].split("=")[1])
+        future.set_result(EvalResult(True, -abs(margin - 7.0), {"margin": margin}))
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+def script(initial: str) -> ScriptedClient:
+    def reply(request: LLMRequest) -> str:
+        value = random.Random(request.candidate_id).uniform(0.0, 20.0)
+        return "```python\n" + CONSTANT.sub(f"MARGIN = {value!r}", initial) + "```\n"
+    return ScriptedClient(reply)
+
+
+class Clock:
+    """Timestamps every completed candidate."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CandidateEvaluated | DuplicateSkipped | ProposalFailed):
+            self.stamps.append(time.perf_counter())
+
+
+def run(candidates: int, run_dir: Path) -> list[float]:
+    problem = load_problem("toy")
+    config: RunConfig = resolve([("bench", {"stop": {"iterations": candidates},
+                                            "llm": {"mode": "offline"}})])
+    store = RunStore.create(run_dir, dump(config), {"problem": "toy"})
+    clock, log = Clock(), EventLog(run_dir / EVENTS_NAME)
+    controller = Controller(problem=problem, config=config, store=store,
+                            mutator=LLMMutator(script(problem.initial_code), config.llm),
+                            backend=InstantBackend(),
+                            archive=Archive(config.archive, seed=config.seed),
+                            observers=[log, clock])
+    asyncio.run(controller.run())
+    store.close()
+    log.close()
+    return clock.stamps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=10_000)
+    parser.add_argument("--window", type=int, default=1_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        stamps = run(args.candidates, Path(tmp) / "run")
+    w = args.window
+    first = (stamps[w] - stamps[0]) / w * 1e3
+    last = (stamps[-1] - stamps[-1 - w]) / w * 1e3
+    bound = math.log(args.candidates) / math.log(w)
+    print(f"candidates: {len(stamps)}")
+    print(f"engine time per candidate, candidates 1-{w}: {first:.3f} ms (target <= 5 ms)")
+    print(f"engine time per candidate, last {w}: {last:.3f} ms")
+    print(f"growth last/first: {last / first:.2f} (logarithmic bound "
+          f"log({args.candidates})/log({w}) = {bound:.2f})")
+
+
+if __name__ == "__main__":
+    main()
