@@ -136,15 +136,19 @@ class _Edit:
     note: str
 
 
-def _apply(parsed: _Parsed, edit: _Edit) -> str:
-    """The program with `edit` applied to its block's content and the blocks spliced back."""
+def _apply(parsed: _Parsed, edit: _Edit) -> _Parsed | None:
+    """The program with `edit` applied to its block's content and the blocks spliced back,
+    parsed; None when the result is not a valid program (a guard: operators keep syntax)."""
     index = parsed.block_of(edit.start, edit.end)
     assert index is not None, "operators only produce edits inside evolve blocks"
     lo = parsed.spans[index][0]
     block = parsed.blocks[index]
     blocks = list(parsed.blocks)
     blocks[index] = block[:edit.start - lo] + edit.text + block[edit.end - lo:]
-    return splice(parsed.code, blocks)
+    try:
+        return _try_parse(splice(parsed.code, blocks))
+    except ValueError:  # the new text would hold a marker line
+        return None
 
 
 def _line(parsed: _Parsed, offset: int) -> int:
@@ -400,17 +404,31 @@ def _step(parsed: _Parsed, rng: random.Random,
         choice = rng.choices(range(len(remaining)), [w for _, w in remaining])[0]
         operator = remaining.pop(choice)[0]
         edit = operator(parsed, rng, donors)
-        result = _try_parse(_apply(parsed, edit)) if edit else None
+        result = _apply(parsed, edit) if edit else None
         if edit and result:
             return result, edit.note
     return None
 
 
+def _mutate(parent: _Parsed, rng: random.Random,
+            donors: Sequence[tuple[Program, _Parsed]]) -> tuple[_Parsed, list[str]]:
+    """1 to 3 operator steps from `parent` (fewer when no operator finds a site)."""
+    current, notes = parent, []
+    for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0]):
+        stepped = _step(current, rng, donors)
+        if stepped is None:
+            break
+        current, note = stepped
+        notes.append(note)
+    return current, notes
+
+
 class OfflineMutator:
     """Random local edits of the evolve blocks; no LLM. See the module docstring.
 
-    Raises EditError when the parent does not parse or when `max_tries` proposals all came
-    out identical (after normalisation) to the parent.
+    A proposal's `attempts` counts the tries it took. Raises EditError when the parent does
+    not parse or has no evolve block, or when `max_tries` tries all came out identical
+    (after `code_hash` normalisation) to the parent.
     """
 
     def __init__(self, *, max_tries: int = 6) -> None:
@@ -420,20 +438,15 @@ class OfflineMutator:
         """A child of `ctx.parent` that differs from it; see `Mutator.propose`."""
         parent = _try_parse(ctx.parent.code)
         if parent is None:
-            raise EditError("offline mutator: the parent program does not parse")
+            raise EditError("offline mutator: the parent program does not parse or has no "
+                            "evolve block")
         donors = [(p, d) for p in (ctx.mate, *ctx.inspirations)
                   if p is not None and (d := _try_parse(p.code)) is not None]
         target = code_hash(ctx.parent.code)
         for attempt in range(1, self._max_tries + 1):
-            current, notes = parent, []
-            for _ in range(ctx.rng.choices((1, 2, 3), (6, 3, 1))[0]):
-                stepped = _step(current, ctx.rng, donors)
-                if stepped is None:
-                    break
-                current, note = stepped
-                notes.append(note)
-            if notes and code_hash(current.code) != target:
-                return Proposal(code=current.code, edit_kind="offline", prompt=None,
+            child, notes = _mutate(parent, ctx.rng, donors)
+            if notes and code_hash(child.code) != target:
+                return Proposal(code=child.code, edit_kind="offline", prompt=None,
                                 response="; ".join(notes), attempts=attempt,
                                 notes=tuple(notes))
         raise EditError("offline mutator found nothing to change")

@@ -243,7 +243,7 @@ def _diff(parent: str, attempt: str, max_lines: int) -> str:
         return ""
     lines = list(difflib.unified_diff(parent.splitlines(), attempt.splitlines(),
                                       "current program", "attempt", n=2, lineterm=""))
-    shown = lines[:max_lines]
+    shown = [line.rstrip() for line in lines[:max_lines]]  # no trailing blanks in prompts
     if len(lines) > max_lines:
         shown.append(f"... ({len(lines) - max_lines} more diff lines)")
     return "```diff\n" + "\n".join(shown) + "\n```"

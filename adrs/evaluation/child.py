@@ -75,9 +75,10 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def write_frame(fd: int, body: bytes) -> None:
-    view = memoryview(codec.frame_header(len(body)) + body)
-    while view:
-        view = view[os.write(fd, view):]
+    for part in (codec.frame_header(len(body)), body):  # two writes: no copy of big bodies
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 # ---------------------------------------------------------------------------- reporting

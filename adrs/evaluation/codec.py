@@ -65,7 +65,7 @@ def encode(obj: object) -> bytes:
 
 def decode(data: bytes | bytearray | memoryview) -> object:
     """Decode bytes made by `encode`; raise CodecError on anything else."""
-    reader = _Reader(bytes(data))
+    reader = _Reader(memoryview(data).cast("B"))
     try:
         value = reader.value(0)
     except (struct.error, UnicodeDecodeError, ValueError, TypeError, IndexError,
@@ -201,11 +201,12 @@ def _encode_array(arr: NDArray[Any], out: list[bytes | memoryview]) -> None:
 class _Reader:
     """A cursor over untrusted bytes; every read is checked against what is left."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: memoryview) -> None:
         self.data = data
         self.pos = 0
 
-    def take(self, n: int) -> bytes:
+    def view(self, n: int) -> memoryview:
+        """The next `n` bytes, without copying them."""
         end = self.pos + n
         if n < 0 or end > len(self.data):
             raise CodecError(f"declared length {n} exceeds the {len(self.data) - self.pos} "
@@ -214,22 +215,22 @@ class _Reader:
         self.pos = end
         return chunk
 
-    def unpack(self, fmt: struct.Struct) -> int:
-        (value,) = fmt.unpack(self.take(fmt.size))
-        return int(value)
+    def unpack(self, fmt: struct.Struct) -> Any:
+        (value,) = fmt.unpack(self.view(fmt.size))
+        return value
 
     def count(self, min_item_bytes: int) -> int:
         """A declared element count, refused if the remaining bytes cannot hold it."""
-        n = self.unpack(_U32)
+        n: int = self.unpack(_U32)
         if n * min_item_bytes > len(self.data) - self.pos:
             raise CodecError(f"declared count {n} exceeds the bytes left")
         return n
 
     def text(self) -> str:
-        return self.take(self.unpack(_U32)).decode("utf-8", "surrogatepass")
+        return str(self.view(self.unpack(_U32)), "utf-8", "surrogatepass")
 
     def value(self, depth: int) -> object:
-        tag = self.take(1)
+        tag = bytes(self.view(1))
         simple = _SIMPLE.get(tag)
         if simple is not None:
             return simple(self)
@@ -243,14 +244,14 @@ class _Reader:
 def _read_floats(reader: _Reader) -> list[float]:
     n = reader.count(8)
     packed = array("d")
-    packed.frombytes(reader.take(8 * n))
+    packed.frombytes(reader.view(8 * n))
     if not _NATIVE_LE:
         packed.byteswap()
     return packed.tolist()
 
 
 def _read_bigint(reader: _Reader) -> int:
-    return int.from_bytes(reader.take(reader.unpack(_U32)), "little", signed=True)
+    return int.from_bytes(reader.view(reader.unpack(_U32)), "little", signed=True)
 
 
 def _read_list(reader: _Reader, depth: int) -> list[object]:
@@ -271,21 +272,21 @@ def _read_dict(reader: _Reader, depth: int) -> dict[str, object]:
 
 
 def _read_array(reader: _Reader) -> object:
-    dtype = reader.take(reader.unpack(_U8)).decode("ascii")
+    dtype = str(reader.view(reader.unpack(_U8)), "ascii")
     if not _DTYPE_RE.fullmatch(dtype):
         raise CodecError(f"refused array dtype {dtype!r}")
-    ndim = reader.unpack(_U8)
+    ndim: int = reader.unpack(_U8)
     if ndim > _MAX_NDIM:
         raise CodecError(f"refused array with {ndim} dimensions")
     shape = tuple(reader.unpack(_U64) for _ in range(ndim))
-    nbytes = reader.unpack(_U64)
+    nbytes: int = reader.unpack(_U64)
     itemsize = int(dtype[2:])
     size = 1
     for dim in shape:
         size *= dim
     if size * itemsize != nbytes:
         raise CodecError(f"array of shape {shape} and dtype {dtype} cannot hold {nbytes} bytes")
-    raw = reader.take(nbytes)
+    raw = reader.view(nbytes)
     import numpy as np  # only now: a child that never sees an array never imports numpy
 
     if size == 0:
@@ -297,11 +298,11 @@ _SIMPLE: dict[bytes, Any] = {
     _NONE: lambda r: None,
     _TRUE: lambda r: True,
     _FALSE: lambda r: False,
-    _INT: lambda r: _I64.unpack(r.take(8))[0],
+    _INT: lambda r: r.unpack(_I64),
     _BIGINT: _read_bigint,
-    _FLOAT: lambda r: _F64.unpack(r.take(8))[0],
+    _FLOAT: lambda r: r.unpack(_F64),
     _STR: lambda r: r.text(),
-    _BYTES: lambda r: r.take(r.unpack(_U32)),
+    _BYTES: lambda r: bytes(r.view(r.unpack(_U32))),
     _FLOATS: _read_floats,
     _ARRAY: _read_array,
 }

@@ -21,6 +21,7 @@ setsid() escapes it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import math
 import os
@@ -104,12 +105,12 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
     return ()
 
 
-def _rlimits(limits: Limits, namespaced: bool) -> dict[int, int]:
+def _rlimits(limits: Limits, inside_namespace: bool) -> dict[int, int]:
     values = {resource.RLIMIT_AS: limits.memory_mb << 20,
               resource.RLIMIT_CPU: limits.cpu_seconds,
               resource.RLIMIT_FSIZE: limits.output_bytes,
               resource.RLIMIT_CORE: 0}
-    if namespaced and os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC anyway
+    if inside_namespace and os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC anyway
         values[resource.RLIMIT_NPROC] = limits.max_processes
     return values
 
@@ -126,8 +127,8 @@ def _command(limits: Limits, argv: list[str]) -> tuple[list[str], Callable[[], N
     A pre-exec function is the fallback only: it is not safe in a threaded parent.
     """
     prefix = list(_namespace_prefix(shutil.which("unshare"), limits.network))
-    values = _rlimits(limits, bool(prefix))
     prlimit = shutil.which("prlimit")
+    values = _rlimits(limits, bool(prefix) and prlimit is not None)
     if prlimit is None:
         return prefix + argv, functools.partial(_set_rlimits, values)
     flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
@@ -176,10 +177,10 @@ def _describe_exit(code: int, via_init: bool, limits: Limits) -> str:
         name = signal.Signals(signum).name
     except ValueError:
         name = f"signal {signum}"
-    hints = {signal.SIGXCPU: f" (its CPU time limit is {limits.cpu_seconds} s)",
-             signal.SIGKILL: f" (the CPU time limit of {limits.cpu_seconds} s, or memory)",
-             signal.SIGXFSZ: f" (its output limit is {limits.output_bytes} bytes)"}
-    return f"was killed by {name}{hints.get(signum, '')}"  # type: ignore[call-overload]
+    hints = {int(signal.SIGXCPU): f" (its CPU time limit is {limits.cpu_seconds} s)",
+             int(signal.SIGKILL): f" (the CPU time limit of {limits.cpu_seconds} s, or memory)",
+             int(signal.SIGXFSZ): f" (its output limit is {limits.output_bytes} bytes)"}
+    return f"was killed by {name}{hints.get(signum, '')}"
 
 
 def _error_message(error: dict[str, Any], what: str, limits: Limits) -> str:
@@ -287,10 +288,10 @@ class Candidate:
         argv = [sys.executable, "-s", "-P", CHILD_SCRIPT, str(req_r), str(rep_w),
                 candidate_path, *([self.harness] if self.harness else [])]
         command, preexec = _command(self.limits, argv)
-        self._via_init = command[0] != sys.executable and "--pid" in command
-        with contextlib.suppress(OSError):  # fewer, larger reads of big replies
-            import fcntl
-            fcntl.fcntl(self._rep, fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._via_init = "--pid" in command  # then the child runs under its own init
+        for fd in (self._req, self._rep):  # fewer, larger reads and writes of big data
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
         try:
             with open(self._stream_path("stdout"), "wb") as out, \
                     open(self._stream_path("stderr"), "wb") as err:
@@ -307,9 +308,8 @@ class Candidate:
         if report == {"loaded": True}:
             return
         error = _valid_error(report.get("error") if isinstance(report, dict) else None)
-        if error is None or error["kind"] not in ("load", "memory", "output"):
+        if error is None or error["kind"] != "load":
             raise self._fail("the program sent a malformed load report")
-        error = {**error, "kind": "load"} if error["type"] != "MemoryError" else error
         raise self._fail(_error_message(error, "loading the program", self.limits))
 
     def close(self) -> None:
