@@ -182,8 +182,8 @@ class Controller:
         island = cid % self.config.archive.islands
         sel = self.archive.sample(island, rng)
         self._emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
-        ctx = ProposalContext(candidate_id=cid, parent=sel.parent, inspirations=sel.inspirations, mate=sel.mate,
-                              island=island, rng=rng, task=self.problem.task,
+        ctx = ProposalContext(candidate_id=cid, parent=sel.parent,
+                              inspirations=sel.inspirations, mate=sel.mate, island=island, rng=rng, task=self.problem.task,
                               attempts=tuple(self._attempts.get(sel.parent.id, ())))
         base = CandidateRecord(id=cid, status="proposal_failed", island=island,
                                generation=sel.parent.generation + 1,

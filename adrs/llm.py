@@ -8,6 +8,7 @@ Every attempt is counted and its usage summed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -81,10 +82,13 @@ class LLMMutator:
         self.description = description
 
     def choose_kind(self, ctx: ProposalContext) -> PromptKind:
-        draw = ctx.rng.random()
-        if ctx.mate is not None and draw < self._config.crossover_probability:
+        # Without a mate the crossover share goes to diff and rewrite in their own ratio.
+        full = self._config.crossover_probability
+        cross = full if ctx.mate is not None else 0.0
+        draw = ctx.rng.random() * (1.0 - full + cross)
+        if draw < cross:
             return "crossover"
-        if draw < self._config.crossover_probability + self._config.diff_probability:
+        if draw < cross + self._config.diff_probability:
             return "diff"
         return "rewrite"
 
@@ -99,6 +103,7 @@ class LLMMutator:
             usage = usage + reply.usage
             try:
                 applied = apply_edit(ctx.parent.code, reply.text)
+                _check_syntax(applied.code)
             except EditError as exc:
                 error = str(exc)
                 messages = (*messages, Message("assistant", reply.text),
@@ -116,6 +121,19 @@ class ProposalError(EditError):
     def __init__(self, message: str, usage: LLMUsage, attempts: int) -> None:
         super().__init__(f"no applicable edit after {attempts} attempts; last error: {message}")
         self.usage, self.attempts = usage, attempts
+
+
+def _check_syntax(code: str) -> None:
+    """Reject code that does not compile before it costs an evaluation; the LLM repairs it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(code, "<candidate>", "exec")
+    except (SyntaxError, ValueError) as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" at line {line}" if line else ""
+        raise EditError(f"the edited program does not compile{where}: "
+                        f"{getattr(exc, 'msg', exc)}; return valid Python") from None
 
 
 def _transcript(messages: Sequence[Message]) -> str:

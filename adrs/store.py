@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -59,7 +59,7 @@ class CandidateRecord:
     result: EvalResult | None = None
     error: str | None = None
     duplicate_of: int | None = None
-    usage: LLMUsage = LLMUsage()
+    usage: LLMUsage = field(default_factory=LLMUsage)
     attempts: int = 0
     propose_s: float = 0.0
     eval_s: float = 0.0

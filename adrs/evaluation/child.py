@@ -1,11 +1,13 @@
 """The sandboxed side: runs one candidate program and answers calls from the trusted side.
 
-Started as a script, never imported by the trusted side for its behaviour:
+Started as a script by sandbox.py, never imported by the trusted side for its behaviour:
 
-    python -s -P child.py REQ_FD REP_FD CANDIDATE_PATH [HARNESS_PATH]
+    python -S -P child.py REQ_FD REP_FD CANDIDATE_PATH [HARNESS_PATH]
 
-It does not rely on the `adrs` package being importable (it loads codec.py next to it by
-path), and it sets no limits itself: the parent has applied them before exec.
+with the interpreter's site-packages directories in ADRS_SITE_DIRS. It does not need the
+`adrs` package to be importable (it loads codec.py next to it by path), and it sets no
+limits itself: the parent has applied them before exec. It imports as little as possible,
+because its start-up time is paid on every evaluation.
 
 Protocol on the two inherited pipe descriptors (stdout and stderr belong to the candidate):
 length-prefixed codec frames. First the child sends one load report, {"loaded": True} or
@@ -16,28 +18,27 @@ the request pipe reaches end of file.
 
 from __future__ import annotations
 
+import _thread
 import errno
-import importlib.util
-import linecache
 import os
 import select
 import sys
-import threading
-import traceback
-import types
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at start-up
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from adrs.evaluation import codec
 else:
-    def _load_codec() -> types.ModuleType:
-        path = Path(__file__).with_name("codec.py")
-        spec = importlib.util.spec_from_file_location("_adrs_sandbox_codec", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclass-free, but keep the import system happy
-        spec.loader.exec_module(module)
+    def _load_codec() -> ModuleType:
+        from importlib.machinery import SourceFileLoader
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")
+        loader = SourceFileLoader("_adrs_sandbox_codec", path)
+        module = type(sys)(loader.name)
+        module.__file__ = path
+        sys.modules[loader.name] = module
+        loader.exec_module(module)
         return module
 
     codec = _load_codec()
@@ -45,9 +46,11 @@ else:
 TRACEBACK_LINES = 20
 LINE_CHARS = 300
 MESSAGE_CHARS = 2000
+SITE_DIRS_VAR = "ADRS_SITE_DIRS"
 PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
               "numeric numpy arrays")
 _PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
+_SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
 
 
 # ------------------------------------------------------------------------------ framing
@@ -86,18 +89,28 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback tail, without this file's frames, with the candidate's own lines."""
+    import linecache  # imported on the error path only: start-up time matters
+    import traceback
+
+    for filename, source in _SOURCES.items():
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    summary = traceback.TracebackException.from_exception(exc)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if frame.filename != __file__])
+    lines = "".join(summary.format()).splitlines()[-TRACEBACK_LINES:]
+    return "\n".join(_clip(line, LINE_CHARS) for line in lines)
+
+
 def describe_exception(exc: BaseException, kind: str = "exception") -> dict[str, str]:
-    """Type, message and the traceback tail, without this file's frames."""
+    """Kind, type, message and traceback tail of an exception raised by the candidate."""
     try:
         message = _clip(str(exc), MESSAGE_CHARS)
     except Exception:
         message = "<the exception could not be converted to text>"
     try:
-        summary = traceback.TracebackException.from_exception(exc)
-        summary.stack = traceback.StackSummary.from_list(
-            [f for f in summary.stack if f.filename != __file__])
-        lines = "".join(summary.format()).splitlines()[-TRACEBACK_LINES:]
-        tail = "\n".join(_clip(line, LINE_CHARS) for line in lines)
+        tail = _format_traceback(exc)
     except Exception:  # a MemoryError while formatting, a hostile __str__ ...
         tail = ""
     if kind == "exception" and isinstance(exc, MemoryError):
@@ -107,14 +120,47 @@ def describe_exception(exc: BaseException, kind: str = "exception") -> dict[str,
     return {"kind": kind, "type": type(exc).__name__, "message": message, "traceback": tail}
 
 
+def _plain_error(kind: str, message: str) -> dict[str, object]:
+    return {"error": {"kind": kind, "type": "", "traceback": "", "message": message}}
+
+
 # ------------------------------------------------------------------------------ loading
-def load_module(name: str, path: str) -> types.ModuleType:
+def add_site_dirs(value: str) -> None:
+    """Make installed packages importable without running site (and its .pth imports).
+
+    Plain directory lines of .pth files are honoured; `import` lines are not executed.
+    """
+    for site_dir in filter(None, value.split(os.pathsep)):
+        if site_dir in sys.path or not os.path.isdir(site_dir):
+            continue
+        sys.path.append(site_dir)
+        for name in sorted(os.listdir(site_dir)):
+            if name.endswith(".pth"):
+                _add_pth_dirs(os.path.join(site_dir, name), site_dir)
+
+
+def _add_pth_dirs(pth: str, site_dir: str) -> None:
+    try:
+        with open(pth, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "import ", "import\t")):
+            continue
+        path = os.path.join(site_dir, line)
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+
+
+def load_module(name: str, path: str) -> ModuleType:
     """Execute a source file as module `name`; tracebacks show `name.py` with its lines."""
-    source = Path(path).read_text(encoding="utf-8")
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
     filename = f"{name}.py"
-    # Register the text so tracebacks show the candidate's lines whatever its cwd does.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = types.ModuleType(name)
+    _SOURCES[filename] = source
+    module = type(sys)(name)
     module.__file__ = path
     sys.modules[name] = module
     exec(compile(source, filename, "exec"), module.__dict__)
@@ -132,12 +178,7 @@ def load(candidate_path: str, harness_path: str | None) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------ calling
-def _missing(name: str) -> dict[str, object]:
-    return {"error": {"kind": "missing", "type": "", "traceback": "",
-                      "message": f"the program defines no function {name!r}"}}
-
-
-def _lookup(name: str) -> Any:
+def _lookup(name: str) -> object:
     module_name, _, attr = name.rpartition(".")
     module = sys.modules.get(module_name or "candidate")
     if module_name not in ("", "harness") or module is None or attr.startswith("__"):
@@ -147,15 +188,14 @@ def _lookup(name: str) -> Any:
 
 
 def handle(request: object) -> dict[str, object]:
-    """Run one request; every outcome, including a bad return value, is a reply."""
+    """Run one request; every outcome, including an exception, is a reply."""
     if not isinstance(request, dict) or not isinstance(request.get("fn"), str) \
-            or not isinstance(request.get("args"), list | tuple):
-        return {"error": {"kind": "protocol", "type": "", "traceback": "",
-                          "message": "malformed request"}}
+            or not isinstance(request.get("args"), list):
+        return _plain_error("protocol", "sent a malformed request")
     name: str = request["fn"]
     target = _lookup(name)
-    if target is None:
-        return _missing(name)
+    if not callable(target):
+        return _plain_error("missing", f"the program defines no function {name!r}")
     try:
         value = target(*request["args"])
     except BaseException as exc:
@@ -166,19 +206,20 @@ def handle(request: object) -> dict[str, object]:
 
 
 def encode_reply(reply: dict[str, object]) -> bytes:
+    """The encoded reply; a return value that is not plain data becomes an error reply."""
     try:
         return codec.encode(reply)
     except codec.CodecError as exc:
-        detail = f"returned a value that is not plain data ({exc}); expected {PLAIN_DATA}"
-        return codec.encode({"error": {"kind": "unencodable", "type": "", "traceback": "",
-                                       "message": detail}})
+        return codec.encode(_plain_error(
+            "unencodable", f"returned a value that is not plain data ({exc}); "
+            f"expected {PLAIN_DATA}"))
 
 
 def _flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except BaseException:
+        except BaseException:  # the output limit, a closed stream: not our fault to report
             pass
 
 
@@ -226,12 +267,13 @@ def main(argv: list[str]) -> int:
     harness_path = argv[4] if len(argv) > 4 else None
     if os.getpid() == 1:
         _become_init(req_fd, rep_fd)
+    add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))
     sys.argv = [candidate_path]
     try:  # line buffering, so the stdout tail is useful even after a kill
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
-    threading.Thread(target=_watch_parent, args=(req_fd,), daemon=True).start()
+    _thread.start_new_thread(_watch_parent, (req_fd,))
     report = load(candidate_path, harness_path)
     _flush_output()
     write_frame(rep_fd, encode_reply(report))

@@ -15,13 +15,15 @@ Frames (for pipes) are an 8-byte little-endian length followed by the encoded va
 
 from __future__ import annotations
 
-import re
 import struct
 import sys
-from array import array
-from typing import TYPE_CHECKING, Any
 
+# Not `from typing import ...`: the sandboxed child imports this module on every start,
+# and mypy treats a plain TYPE_CHECKING name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from numpy.typing import NDArray
 
 MAX_DEPTH = 100
@@ -44,9 +46,10 @@ _ARRAY = b"a"
 _PACK_MIN = 8
 _MAX_NDIM = 32
 # Byte order, kind and size only: no structured, object, string or datetime dtypes.
-_DTYPE_RE = re.compile(r"[<>|=](?:b1|[iu][1248]|f[248])")
+_DTYPES = frozenset(order + code for order in "<>|="
+                    for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
+                                 "f2", "f4", "f8"))
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_NATIVE_LE = sys.byteorder == "little"
 
 
 class CodecError(ValueError):
@@ -135,11 +138,7 @@ def _encode_sequence(seq: list[Any] | tuple[Any, ...], out: list[bytes | memoryv
     if depth >= MAX_DEPTH:
         raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
     if type(seq) is list and len(seq) >= _PACK_MIN and all(type(x) is float for x in seq):
-        packed = array("d", seq)
-        if not _NATIVE_LE:
-            packed.byteswap()
-        out.append(_FLOATS + _U32.pack(len(seq)))
-        out.append(packed.tobytes())
+        out.append(_FLOATS + _U32.pack(len(seq)) + struct.pack(f"<{len(seq)}d", *seq))
         return
     out.append((_LIST if type(seq) is list else _TUPLE) + _U32.pack(len(seq)))
     for item in seq:
@@ -184,7 +183,7 @@ def _encode_array(arr: NDArray[Any], out: list[bytes | memoryview]) -> None:
     import numpy as np
 
     dtype = arr.dtype.str
-    if arr.dtype.fields is not None or not _DTYPE_RE.fullmatch(dtype):
+    if arr.dtype.fields is not None or dtype not in _DTYPES:
         raise CodecError(f"cannot encode a numpy array of dtype {arr.dtype}")
     if arr.ndim > _MAX_NDIM:
         raise CodecError(f"cannot encode a numpy array with {arr.ndim} dimensions")
@@ -243,11 +242,7 @@ class _Reader:
 
 def _read_floats(reader: _Reader) -> list[float]:
     n = reader.count(8)
-    packed = array("d")
-    packed.frombytes(reader.view(8 * n))
-    if not _NATIVE_LE:
-        packed.byteswap()
-    return packed.tolist()
+    return list(struct.unpack(f"<{n}d", reader.view(8 * n)))
 
 
 def _read_bigint(reader: _Reader) -> int:
@@ -273,7 +268,7 @@ def _read_dict(reader: _Reader, depth: int) -> dict[str, object]:
 
 def _read_array(reader: _Reader) -> object:
     dtype = str(reader.view(reader.unpack(_U8)), "ascii")
-    if not _DTYPE_RE.fullmatch(dtype):
+    if dtype not in _DTYPES:
         raise CodecError(f"refused array dtype {dtype!r}")
     ndim: int = reader.unpack(_U8)
     if ndim > _MAX_NDIM:

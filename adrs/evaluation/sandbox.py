@@ -30,6 +30,7 @@ import resource
 import select
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,12 @@ from typing import Any
 from adrs.evaluation import codec
 
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
+# -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
+# the start-up; the child adds site-packages itself. -P: the script's directory is not
+# importable. Not -E/-I: the environment is a whitelist we build, and PYTHONHASHSEED in it
+# must be honoured.
+PYTHON_FLAGS = ("-S", "-P")
+SITE_DIRS_VAR = "ADRS_SITE_DIRS"
 _NAME_RE = re.compile(r"(?:harness\.)?[A-Za-z_][A-Za-z0-9_]*")
 _POLL_SLICE_S = 0.1  # how often a silent child is checked for being alive
 _TAIL_CACHE_BYTES = 64_000
@@ -140,11 +147,17 @@ def _set_rlimits(values: dict[int, int]) -> None:
         resource.setrlimit(key, (value, value))
 
 
+@functools.cache
+def _site_dirs() -> str:
+    """This interpreter's site-packages (not the user's): what candidates may import."""
+    return os.pathsep.join(site.getsitepackages())
+
+
 def _environment(workdir: str) -> dict[str, str]:
     """A whitelist: nothing of the parent's environment (API keys ...) leaks in."""
     env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": workdir, "TMPDIR": workdir,
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONHASHSEED": "0",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", SITE_DIRS_VAR: _site_dirs()}
     if "LC_ALL" in os.environ:
         env["LC_ALL"] = os.environ["LC_ALL"]
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
@@ -285,7 +298,7 @@ class Candidate:
         assert self.workdir is not None
         req_r, self._req = os.pipe()
         self._rep, rep_w = os.pipe()
-        argv = [sys.executable, "-s", "-P", CHILD_SCRIPT, str(req_r), str(rep_w),
+        argv = [sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, str(req_r), str(rep_w),
                 candidate_path, *([self.harness] if self.harness else [])]
         command, preexec = _command(self.limits, argv)
         self._via_init = "--pid" in command  # then the child runs under its own init
