@@ -78,7 +78,10 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def write_frame(fd: int, body: bytes) -> None:
-    for part in (codec.frame_header(len(body)), body):  # two writes: no copy of big bodies
+    header = codec.frame_header(len(body))
+    # One write for small replies (one wake-up of the reader); no copy of big ones.
+    parts = (header + body,) if len(body) < 1 << 16 else (header, body)
+    for part in parts:
         view = memoryview(part)
         while view:
             view = view[os.write(fd, view):]
@@ -125,6 +128,16 @@ def _plain_error(kind: str, message: str) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------ loading
+def install_exit_builtins() -> None:
+    """exit() and quit(), which the site module would have added (we run without it)."""
+    import builtins
+
+    def exit(code: object = None) -> None:
+        raise SystemExit(code)
+
+    builtins.exit = builtins.quit = exit  # type: ignore[assignment]
+
+
 def add_site_dirs(value: str) -> None:
     """Make installed packages importable without running site (and its .pth imports).
 
@@ -217,9 +230,10 @@ def encode_reply(reply: dict[str, object]) -> bytes:
 
 def _flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # Not contextlib.suppress: importing contextlib costs start-up time.
+        try:  # noqa: SIM105
             stream.flush()
-        except BaseException:  # the output limit, a closed stream: not our fault to report
+        except BaseException:  # the output limit, a closed stream: nothing to report
             pass
 
 
@@ -268,8 +282,9 @@ def main(argv: list[str]) -> int:
     if os.getpid() == 1:
         _become_init(req_fd, rep_fd)
     add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))
+    install_exit_builtins()
     sys.argv = [candidate_path]
-    try:  # line buffering, so the stdout tail is useful even after a kill
+    try:  # noqa: SIM105 (line buffering: the stdout tail stays useful after a kill)
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass

@@ -113,8 +113,8 @@ def _encode(obj: object, out: list[bytes | memoryview], depth: int) -> None:
         _encode_sequence(obj, out, depth)  # type: ignore[arg-type]
     elif kind is dict:
         _encode_dict(obj, out, depth)  # type: ignore[arg-type]
-    elif kind is bytes or kind is bytearray:
-        out.append(_BYTES + _U32.pack(len(obj)) + bytes(obj))  # type: ignore[arg-type]
+    elif isinstance(obj, bytes | bytearray):
+        out.append(_BYTES + _U32.pack(len(obj)) + bytes(obj))
     else:
         _encode_other(obj, out, depth)
 
@@ -188,7 +188,8 @@ def _encode_array(arr: NDArray[Any], out: list[bytes | memoryview]) -> None:
     if arr.ndim > _MAX_NDIM:
         raise CodecError(f"cannot encode a numpy array with {arr.ndim} dimensions")
     contiguous = np.ascontiguousarray(arr)
-    raw = contiguous.tobytes() if contiguous.ndim == 0 else memoryview(contiguous).cast("B")
+    small = contiguous.ndim == 0 or contiguous.size == 0  # memoryview cannot cast those
+    raw = contiguous.tobytes() if small else contiguous.data.cast("B")
     head = [_ARRAY, _U8.pack(len(dtype)), dtype.encode("ascii"), _U8.pack(arr.ndim)]
     head += [_U64.pack(n) for n in arr.shape]
     head.append(_U64.pack(len(raw)))

@@ -5,16 +5,8 @@ functions with `call`; arguments and results cross the boundary through the code
 trusted side only ever receives plain data. Every fault of the candidate (exception at load
 or call time, timeout, crash, memory or output limit, bad return value) raises
 `CandidateFault` with a message written for an LLM; after a fault the handle is dead.
-
-Protections, each used when this machine allows it (see `protections()`):
-- resource limits (address space, CPU time, file size, no core dumps) set before exec, by
-  `prlimit` when installed, else in the forked child before exec;
-- a fresh user, pid, mount and network namespace (`unshare`): no network, a private /proc
-  (the parent's environment is not readable), rlimits the candidate cannot raise, and every
-  process the candidate starts dies with the sandbox, even after setsid();
-- a whitelisted environment (no API keys), a private temporary working directory, stdin
-  from /dev/null, stdout and stderr captured in size-capped files.
-Without namespaces the whole process group is killed on close, but a grandchild that called
+Time is measured on the trusted side only. See isolation.py for the protections; without
+a pid namespace the process group is killed on close, but a grandchild that called
 setsid() escapes it.
 """
 
@@ -22,162 +14,40 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import math
 import os
 import re
-import resource
 import select
 import shutil
 import signal
-import site
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from adrs.evaluation import codec
+from adrs.evaluation.isolation import (
+    CHILD_SCRIPT,
+    PYTHON_FLAGS,
+    Limits,
+    environment,
+    launch_plan,
+    protections,
+)
 
-CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
-# -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
-# the start-up; the child adds site-packages itself. -P: the script's directory is not
-# importable. Not -E/-I: the environment is a whitelist we build, and PYTHONHASHSEED in it
-# must be honoured.
-PYTHON_FLAGS = ("-S", "-P")
-SITE_DIRS_VAR = "ADRS_SITE_DIRS"
+__all__ = ["Candidate", "CandidateFault", "Limits", "protections"]
+
 _NAME_RE = re.compile(r"(?:harness\.)?[A-Za-z_][A-Za-z0-9_]*")
 _POLL_SLICE_S = 0.1  # how often a silent child is checked for being alive
-_TAIL_CACHE_BYTES = 64_000
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "NUMEXPR_NUM_THREADS")
-_NS_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one evaluation.
-
-    timeout_s is the wall-clock budget of the whole evaluation, load included; cpu_s
-    defaults to ceil(timeout_s) + 1; output_bytes caps each of stdout, stderr and any file
-    the candidate writes; max_processes applies inside a user namespace only (elsewhere
-    the kernel counts all of the user's processes); network=False means no network.
-    """
-
-    timeout_s: float = 30.0
-    memory_mb: int = 4096
-    cpu_s: int | None = None
-    output_bytes: int = 1_000_000
-    max_processes: int = 64
-    network: bool = False
-
-    def __post_init__(self) -> None:
-        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
-            raise ValueError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
-        for name in ("memory_mb", "output_bytes", "max_processes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.cpu_s is not None and self.cpu_s < 1:
-            raise ValueError(f"cpu_s must be at least 1, got {self.cpu_s!r}")
-
-    @property
-    def cpu_seconds(self) -> int:
-        return self.cpu_s if self.cpu_s is not None else math.ceil(self.timeout_s) + 1
+_TAIL_CACHE_CHARS = 16_000
 
 
 class CandidateFault(Exception):
     """A fault of the candidate program. The message is meant for the LLM to read."""
-
-
-# ------------------------------------------------------------------------ the command line
-@functools.cache
-def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
-    """The `unshare` prefix that works on this machine, probed once; () if none does."""
-    if unshare is None:
-        return ()
-    variants = [("--user", "--map-root-user")]
-    if os.geteuid() == 0:
-        variants.append(())  # root without user namespaces (some container runtimes)
-    for extra in variants:
-        prefix = (unshare, *extra, *(() if network else ("--net",)), *_NS_FLAGS)
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            probe = subprocess.run([*prefix, sys.executable, "-S", "-c", ""], timeout=10,
-                                   stdin=subprocess.DEVNULL, capture_output=True, env={})
-            if probe.returncode == 0:
-                return prefix
-    return ()
-
-
-def _rlimits(limits: Limits, inside_namespace: bool) -> dict[int, int]:
-    values = {resource.RLIMIT_AS: limits.memory_mb << 20,
-              resource.RLIMIT_CPU: limits.cpu_seconds,
-              resource.RLIMIT_FSIZE: limits.output_bytes,
-              resource.RLIMIT_CORE: 0}
-    if inside_namespace and os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC anyway
-        values[resource.RLIMIT_NPROC] = limits.max_processes
-    return values
-
-
-_PRLIMIT_NAMES = {resource.RLIMIT_AS: "as", resource.RLIMIT_CPU: "cpu",
-                  resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_CORE: "core",
-                  resource.RLIMIT_NPROC: "nproc"}
-
-
-def _command(limits: Limits, argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
-    """The full command line, and the pre-exec function when prlimit is not installed.
-
-    prlimit runs inside the namespaces so that the process count is the sandbox's own.
-    A pre-exec function is the fallback only: it is not safe in a threaded parent.
-    """
-    prefix = list(_namespace_prefix(shutil.which("unshare"), limits.network))
-    prlimit = shutil.which("prlimit")
-    values = _rlimits(limits, bool(prefix) and prlimit is not None)
-    if prlimit is None:
-        return prefix + argv, functools.partial(_set_rlimits, values)
-    flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
-    return [*prefix, prlimit, *flags, "--", *argv], None
-
-
-def _set_rlimits(values: dict[int, int]) -> None:
-    for key, value in values.items():
-        resource.setrlimit(key, (value, value))
-
-
-@functools.cache
-def _site_dirs() -> str:
-    """This interpreter's site-packages (not the user's): what candidates may import."""
-    return os.pathsep.join(site.getsitepackages())
-
-
-def _environment(workdir: str) -> dict[str, str]:
-    """A whitelist: nothing of the parent's environment (API keys ...) leaks in."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": workdir, "TMPDIR": workdir,
-           "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONHASHSEED": "0",
-           "PYTHONDONTWRITEBYTECODE": "1", SITE_DIRS_VAR: _site_dirs()}
-    if "LC_ALL" in os.environ:
-        env["LC_ALL"] = os.environ["LC_ALL"]
-    env.update(dict.fromkeys(_THREAD_VARS, "1"))
-    return env
-
-
-def protections(network: bool = False) -> dict[str, bool]:
-    """Which protections a sandbox started now would have, for `adrs doctor`."""
-    prefix = _namespace_prefix(shutil.which("unshare"), network)
-    return {
-        "rlimits": True,
-        "rlimits_set_by_prlimit": shutil.which("prlimit") is not None,
-        "environment_whitelist": True,
-        "user_namespace": "--user" in prefix,
-        "pid_namespace": bool(prefix),
-        "private_proc": bool(prefix),
-        "network_namespace": bool(prefix) and not network,
-        "process_count_limit": bool(prefix) and os.geteuid() != 0,
-        "runs_as_non_root": os.geteuid() != 0,
-    }
 
 
 # ------------------------------------------------------------------------------ messages
@@ -209,7 +79,9 @@ def _error_message(error: dict[str, Any], what: str, limits: Limits) -> str:
         return f"the program failed to load: {text}{tail}"
     if kind == "exception":
         return f"{what} raised {text}{tail}"
-    return f"{what}: {text}"
+    if kind == "unencodable":
+        return f"{what} {text}"
+    return text
 
 
 def _valid_error(error: object) -> dict[str, Any] | None:
@@ -267,6 +139,7 @@ class Candidate:
         self.workdir: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._req = self._rep = -1
+        self._req_poll, self._rep_poll = select.poll(), select.poll()
         self._deadline = math.inf
         self._via_init = False
         self._closed = False
@@ -283,6 +156,8 @@ class Candidate:
 
     def start(self) -> None:
         """Start the child and wait for the load report (see the class docstring)."""
+        if self.harness is not None and not os.path.isfile(self.harness):
+            raise FileNotFoundError(f"harness file '{self.harness}' does not exist")
         self._deadline = time.monotonic() + self.limits.timeout_s
         try:
             self.workdir = tempfile.mkdtemp(prefix="adrs-sandbox-")
@@ -300,8 +175,8 @@ class Candidate:
         self._rep, rep_w = os.pipe()
         argv = [sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, str(req_r), str(rep_w),
                 candidate_path, *([self.harness] if self.harness else [])]
-        command, preexec = _command(self.limits, argv)
-        self._via_init = "--pid" in command  # then the child runs under its own init
+        plan = launch_plan(self.limits, argv)
+        self._via_init = plan.namespaced  # the child then runs under its own init
         for fd in (self._req, self._rep):  # fewer, larger reads and writes of big data
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
@@ -309,13 +184,15 @@ class Candidate:
             with open(self._stream_path("stdout"), "wb") as out, \
                     open(self._stream_path("stderr"), "wb") as err:
                 self._proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    pass_fds=(req_r, rep_w), cwd=self.workdir, env=_environment(self.workdir),
-                    start_new_session=True, preexec_fn=preexec)
+                    plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    pass_fds=(req_r, rep_w), cwd=self.workdir, env=environment(self.workdir),
+                    start_new_session=True, preexec_fn=plan.preexec)
         finally:
             os.close(req_r)
             os.close(rep_w)
         os.set_blocking(self._req, False)
+        self._req_poll.register(self._req, select.POLLOUT)
+        self._rep_poll.register(self._rep, select.POLLIN)
 
     def _check_load(self, report: object) -> None:
         if report == {"loaded": True}:
@@ -332,7 +209,7 @@ class Candidate:
         self._closed = True
         self._kill()
         for stream in ("stdout", "stderr"):
-            self._tails[stream] = self._tail_from_file(stream, _TAIL_CACHE_BYTES)
+            self._tails[stream] = self._tail_from_file(stream, _TAIL_CACHE_CHARS)
         if self.workdir is not None:
             _remove_tree(self.workdir)
 
@@ -367,6 +244,9 @@ class Candidate:
         if self._closed or self._proc is None:
             raise RuntimeError("the candidate is not running: use it inside a with block")
         request = codec.encode({"fn": name, "args": list(args)})
+        if len(request) > codec.MAX_FRAME_BYTES:
+            raise codec.CodecError(f"the arguments of {name}() exceed "
+                                   f"{codec.MAX_FRAME_BYTES} bytes once encoded")
         what = f"{name}()"
         self._send(request, what, timeout_s)
         reply = self._receive(what, timeout_s)
@@ -393,8 +273,7 @@ class Candidate:
     def _send(self, request: bytes, what: str, timeout_s: float | None) -> None:
         deadline, timeout_text = self._call_deadline(timeout_s)
         try:
-            self._write(codec.frame_header(len(request)), deadline)
-            self._write(request, deadline)
+            self._write(codec.frame_header(len(request)) + request, deadline)
         except _Timeout:
             raise self._fail(f"{what} {timeout_text}") from None
         except _Gone:
@@ -413,10 +292,8 @@ class Candidate:
             raise self._fail(f"{what} sent a reply that cannot be decoded: {exc}") from None
 
     # ------------------------------------------------------------------------------- pipes
-    def _wait_ready(self, fd: int, event: int, deadline: float) -> None:
-        """Wait until `fd` is ready; _Timeout past the deadline, _Gone if the child died."""
-        poller = select.poll()
-        poller.register(fd, event)
+    def _wait_ready(self, poller: select.poll, deadline: float) -> None:
+        """Wait until the polled pipe is ready; _Timeout past the deadline, _Gone if dead."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -432,7 +309,7 @@ class Candidate:
         chunks: list[bytes] = []
         left = n
         while left:
-            self._wait_ready(self._rep, select.POLLIN, deadline)
+            self._wait_ready(self._rep_poll, deadline)
             chunk = os.read(self._rep, min(left, 1 << 20))
             if not chunk:
                 raise _Gone
@@ -443,11 +320,10 @@ class Candidate:
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)
         while view:
-            self._wait_ready(self._req, select.POLLOUT, deadline)
-            try:
+            try:  # the pipe is non-blocking: write first, wait only when it is full
                 view = view[os.write(self._req, view[:1 << 20]):]
             except BlockingIOError:
-                continue
+                self._wait_ready(self._req_poll, deadline)
             except BrokenPipeError:
                 raise _Gone from None
 

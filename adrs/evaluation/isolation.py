@@ -1,0 +1,166 @@
+"""How a sandboxed child is started: limits, namespaces, environment, command line.
+
+Protections, each used when this machine allows it (`protections()` says which):
+- resource limits (address space, CPU time, file size, no core dumps) set before exec, by
+  `prlimit` when installed, else by a pre-exec function in the forked child;
+- fresh user, pid, mount and network namespaces (`unshare`): no network, a private /proc
+  (so the parent's environment cannot be read there), rlimits the candidate cannot raise
+  even when we run as root, and every process the candidate starts dies with the sandbox,
+  even after setsid();
+- a whitelisted environment: nothing of the parent's (API keys ...) leaks in.
+The namespace set-up is probed once per process and dropped if this machine refuses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import resource
+import shutil
+import site
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
+# -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
+# the start-up; the child adds site-packages itself. -P: the script's directory is not
+# importable. Not -E/-I: the environment is a whitelist built here, and PYTHONHASHSEED in
+# it must be honoured.
+PYTHON_FLAGS = ("-S", "-P")
+SITE_DIRS_VAR = "ADRS_SITE_DIRS"  # read by child.py
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "NUMEXPR_NUM_THREADS")
+_NS_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
+_PRLIMIT_NAMES = {resource.RLIMIT_AS: "as", resource.RLIMIT_CPU: "cpu",
+                  resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_CORE: "core",
+                  resource.RLIMIT_NPROC: "nproc"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one evaluation.
+
+    timeout_s is the wall-clock budget of the whole evaluation, load included; cpu_s
+    (RLIMIT_CPU, per process) defaults to ceil(timeout_s) + 1; memory_mb is RLIMIT_AS;
+    output_bytes caps each of stdout, stderr and any file the candidate writes;
+    max_processes is enforced inside a user namespace when not running as root (elsewhere
+    the kernel would count all of the user's processes); network=False: no network.
+    """
+
+    timeout_s: float = 30.0
+    memory_mb: int = 4096
+    cpu_s: int | None = None
+    output_bytes: int = 1_000_000
+    max_processes: int = 64
+    network: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise ValueError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
+        for name in ("memory_mb", "output_bytes", "max_processes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.cpu_s is not None and self.cpu_s < 1:
+            raise ValueError(f"cpu_s must be at least 1, got {self.cpu_s!r}")
+
+    @property
+    def cpu_seconds(self) -> int:
+        return self.cpu_s if self.cpu_s is not None else math.ceil(self.timeout_s) + 1
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """The command that starts a child, and the pre-exec function if one is needed."""
+
+    command: list[str]
+    preexec: Callable[[], None] | None
+    namespaced: bool  # True: the child is pid 1 of its own pid namespace
+
+
+@functools.cache
+def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
+    """The `unshare` prefix that works on this machine, probed once; () if none does."""
+    if unshare is None:
+        return ()
+    variants: list[tuple[str, ...]] = [("--user", "--map-root-user")]
+    if os.geteuid() == 0:
+        variants.append(())  # root where user namespaces are refused (some containers)
+    for extra in variants:
+        prefix = (unshare, *extra, *(() if network else ("--net",)), *_NS_FLAGS)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            probe = subprocess.run([*prefix, sys.executable, "-S", "-c", ""], timeout=10,
+                                   stdin=subprocess.DEVNULL, capture_output=True, env={})
+            if probe.returncode == 0:
+                return prefix
+    return ()
+
+
+def _rlimits(limits: Limits, count_processes: bool) -> dict[int, int]:
+    values = {resource.RLIMIT_AS: limits.memory_mb << 20,
+              resource.RLIMIT_CPU: limits.cpu_seconds,
+              resource.RLIMIT_FSIZE: limits.output_bytes,
+              resource.RLIMIT_CORE: 0}
+    if count_processes:
+        values[resource.RLIMIT_NPROC] = limits.max_processes
+    return values
+
+
+def _set_rlimits(values: dict[int, int]) -> None:
+    for key, value in values.items():
+        resource.setrlimit(key, (value, value))
+
+
+def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
+    """How to run `argv` under `limits` here.
+
+    prlimit runs inside the namespaces, so that the process count is the sandbox's own.
+    The pre-exec function is a fallback only: it is not safe in a threaded parent.
+    """
+    prefix = list(_namespace_prefix(shutil.which("unshare"), limits.network))
+    prlimit = shutil.which("prlimit")
+    # Root ignores RLIMIT_NPROC; outside a user namespace it would count all our processes.
+    count = bool(prefix) and prlimit is not None and os.geteuid() != 0
+    values = _rlimits(limits, count)
+    if prlimit is None:
+        return LaunchPlan(prefix + argv, functools.partial(_set_rlimits, values), bool(prefix))
+    flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
+    return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix))
+
+
+@functools.cache
+def _site_dirs() -> str:
+    """This interpreter's site-packages (not the user's): what candidates may import."""
+    return os.pathsep.join(site.getsitepackages())
+
+
+def environment(workdir: str) -> dict[str, str]:
+    """The child's whole environment: a whitelist, never the parent's other variables."""
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": workdir, "TMPDIR": workdir,
+           "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", SITE_DIRS_VAR: _site_dirs()}
+    if "LC_ALL" in os.environ:
+        env["LC_ALL"] = os.environ["LC_ALL"]
+    env.update(dict.fromkeys(_THREAD_VARS, "1"))
+    return env
+
+
+def protections(network: bool = False) -> dict[str, bool]:
+    """Which protections a sandbox started now would have (for `adrs doctor`)."""
+    prefix = _namespace_prefix(shutil.which("unshare"), network)
+    prlimit = shutil.which("prlimit") is not None
+    return {
+        "rlimits": True,
+        "rlimits_set_by_prlimit": prlimit,
+        "environment_whitelist": True,
+        "user_namespace": "--user" in prefix,
+        "pid_namespace": bool(prefix),
+        "private_proc": bool(prefix),
+        "network_namespace": bool(prefix) and not network,
+        "process_count_limit": bool(prefix) and prlimit and os.geteuid() != 0,
+        "runs_as_non_root": os.geteuid() != 0,
+    }

@@ -1,0 +1,87 @@
+"""Backends run jobs concurrently, and their futures fail only for system faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from adrs.errors import UserError
+from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
+from adrs.evaluation.runner import EvalJob
+from adrs.evaluation.sandbox import Limits
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO = Path(__file__).resolve().parents[2]
+TOY_PROGRAM = (REPO / "problems" / "toy" / "initial_program.py").read_text()
+LIMITS = Limits(timeout_s=20.0, memory_mb=1024)
+# The candidate sleeps; the evaluator reports when it ran, so overlap proves concurrency.
+WINDOW_EVALUATOR = """import time
+
+def evaluate(candidate):
+    start = time.time()
+    candidate.call("nap", 0.4)
+    return {"score": 1.0, "metrics": {"start": start, "end": time.time()}}
+"""
+NAP = "import time\ndef nap(seconds):\n    time.sleep(seconds)\n"
+
+
+@pytest.fixture(params=[LocalBackend, ThreadBackend])
+def make_backend(request: pytest.FixtureRequest) -> Iterator[Callable[[int], EvalBackend]]:
+    made: list[EvalBackend] = []
+
+    def make(workers: int) -> EvalBackend:
+        backend: EvalBackend = request.param(workers)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def test_jobs_run_concurrently(make_backend: Callable[[int], EvalBackend],
+                               tmp_path: Path) -> None:
+    (tmp_path / "window.py").write_text(WINDOW_EVALUATOR)
+    backend = make_backend(3)
+    assert backend.workers == 3
+    job = EvalJob(str(tmp_path), "window.py:evaluate", NAP, LIMITS)
+    results = [future.result(timeout=60) for future in [backend.submit(job) for _ in range(3)]]
+    assert all(result.valid for result in results), [r.error for r in results]
+    starts = [float(result.metrics["start"]) for result in results]
+    ends = [float(result.metrics["end"]) for result in results]
+    assert max(starts) < min(ends)  # all three were running at the same moment
+
+
+def test_results_of_real_evaluations(make_backend: Callable[[int], EvalBackend]) -> None:
+    backend = make_backend(2)
+    good = EvalJob(str(REPO), "evaluators/toy.py:evaluate", TOY_PROGRAM, LIMITS)
+    bad = EvalJob(str(REPO), "evaluators/toy.py:evaluate", "import os\nos._exit(1)\n", LIMITS)
+    futures = [backend.submit(job) for job in (good, bad, good)]
+    results = [future.result(timeout=60) for future in futures]
+    assert [result.valid for result in results] == [True, False, True]
+    assert results[0].score == pytest.approx(47.6, abs=0.05)
+    assert "exited with code 1" in (results[1].error or "")
+
+
+def test_future_fails_only_for_system_faults(
+        make_backend: Callable[[int], EvalBackend]) -> None:
+    backend = make_backend(1)
+    future = backend.submit(EvalJob(str(REPO), "evaluators/absent.py:evaluate", "x = 1\n"))
+    with pytest.raises(UserError, match="does not exist"):
+        future.result(timeout=60)
+
+
+def test_submit_after_close_is_refused(make_backend: Callable[[int], EvalBackend]) -> None:
+    backend = make_backend(1)
+    backend.close()
+    with pytest.raises(RuntimeError):
+        backend.submit(EvalJob(str(REPO), "evaluators/toy.py:evaluate", TOY_PROGRAM))
+
+
+@pytest.mark.parametrize("backend_class", [LocalBackend, ThreadBackend])
+def test_workers_must_be_positive(backend_class: type[ThreadBackend]) -> None:
+    with pytest.raises(ValueError):
+        backend_class(0)
