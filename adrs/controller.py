@@ -83,7 +83,8 @@ class Controller:
         self.counters = _Counters()
         self._attempts: dict[int, deque[Program]] = {}
         self._buffer: dict[int, CandidateRecord] = {}
-        self._applied = asyncio.Condition()
+        self._in_flight = 0
+        self._next_launch = 0
         self._pending: dict[str, asyncio.Future[EvalResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: str | None = None
@@ -110,40 +111,51 @@ class Controller:
         self._started = time.monotonic()
         if started is not None:
             self._emit(started)
+        self._next_launch = self.counters.next_id
         if self.counters.next_id == 0:
             await self._evaluate_initial()
-        next_id = self.counters.next_id
-        while (reason := self._stop_reason(next_id)) is None:
-            await self._wait_for_slot(next_id)
-            if (reason := self._stop_reason(next_id)) is not None:
-                break
-            self._spawn(next_id)
-            next_id += 1
-        self._stop = self._stop or reason
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        return self._finish(self._stop)
+        self._launch_more()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        return self._finish(self._stop or self._stop_reason() or "iterations")
 
     async def _evaluate_initial(self) -> None:
         code = self.problem.initial_code
+        self._next_launch = 1
         result = await self._evaluate(code)
-        self._deliver(CandidateRecord(
+        self._apply(CandidateRecord(
             id=0, status="evaluated", island=0, generation=0, parent_ids=(),
             edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
             result=result, eval_s=result.duration_s))
-        await self._drain(0)
         if self.counters.valid == 0:
             self._stop = "initial program invalid: " + (result.error or "no score")
 
-    def _spawn(self, cid: int) -> None:
-        task = asyncio.create_task(self._candidate(cid))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _launch_more(self) -> None:
+        """Launch every candidate the pipeline has room for, sampling the archive now.
 
-    def _stop_reason(self, next_id: int) -> str | None:
+        Called right after each apply. In deterministic mode candidate i may start once
+        candidate i - depth is applied; since applies happen in id order and sampling is
+        synchronous, candidate i always sees the archive exactly as it was after applying
+        i - depth, whatever the timing.
+        """
+        depth = self.config.pipeline_depth
+        while self._stop is None:
+            if self.config.deterministic:
+                room = self._next_launch < self.counters.next_id + depth
+            else:
+                room = self._in_flight < depth
+            if not room:
+                return
+            reason = self._stop_reason()
+            if reason is not None:
+                self._stop = reason
+                return
+            self._launch(self._next_launch)
+            self._next_launch += 1
+
+    def _stop_reason(self) -> str | None:
         stop, c = self.config.stop, self.counters
-        if self._stop is not None:
-            return self._stop
-        if next_id >= stop.iterations:
+        if self._next_launch >= stop.iterations:
             return "iterations"
         if stop.max_wall_s is not None and time.monotonic() - self._started >= stop.max_wall_s:
             return "wall time"
@@ -155,40 +167,37 @@ class Controller:
             return "budget"
         return None
 
-    async def _wait_for_slot(self, cid: int) -> None:
-        depth = self.config.pipeline_depth
-        async with self._applied:
-            if self.config.deterministic:
-                await self._applied.wait_for(
-                    lambda: self.counters.next_id > cid - depth or self._stop is not None)
-            else:
-                await self._applied.wait_for(
-                    lambda: len(self._tasks) < depth or self._stop is not None)
-
     # ------------------------------------------------------------- candidate
-    async def _candidate(self, cid: int) -> None:
+    def _launch(self, cid: int) -> None:
+        rng = random.Random(f"{self.config.seed}:{cid}")
+        island = cid % self.config.archive.islands
+        sel = self.archive.sample(island, rng)
+        self._emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
+        ctx = ProposalContext(candidate_id=cid, parent=sel.parent,
+                              inspirations=sel.inspirations, mate=sel.mate, island=island,
+                              rng=rng, task=self.problem.task,
+                              attempts=tuple(self._attempts.get(sel.parent.id, ())))
+        parents = (sel.parent.id,)
+        base = CandidateRecord(id=cid, status="proposal_failed", island=island,
+                               generation=sel.parent.generation + 1, parent_ids=parents,
+                               edit_kind="diff", created=time.time())
+        self._in_flight += 1
+        task = asyncio.create_task(self._candidate(ctx, base))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _candidate(self, ctx: ProposalContext, base: CandidateRecord) -> None:
         try:
-            record = await self._make(cid)
+            record = await self._make(ctx, base)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a fault of the system: stop the run, keep what we have
             self.request_stop(f"error: {type(exc).__name__}: {exc}")
             raise
         self._deliver(record)
-        await self._drain(cid)
 
-    async def _make(self, cid: int) -> CandidateRecord:
-        rng = random.Random(f"{self.config.seed}:{cid}")
-        island = cid % self.config.archive.islands
-        sel = self.archive.sample(island, rng)
-        self._emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
-        ctx = ProposalContext(candidate_id=cid, parent=sel.parent,
-                              inspirations=sel.inspirations, mate=sel.mate, island=island, rng=rng, task=self.problem.task,
-                              attempts=tuple(self._attempts.get(sel.parent.id, ())))
-        base = CandidateRecord(id=cid, status="proposal_failed", island=island,
-                               generation=sel.parent.generation + 1,
-                               parent_ids=(sel.parent.id,), edit_kind="diff",
-                               created=time.time())
+    async def _make(self, ctx: ProposalContext, base: CandidateRecord) -> CandidateRecord:
+        cid = base.id
         started = time.perf_counter()
         try:
             proposal = await self._mutator.propose(ctx)
@@ -198,8 +207,8 @@ class Controller:
             return replace(base, error=str(exc), propose_s=time.perf_counter() - started,
                            usage=getattr(exc, "usage", LLMUsage()),
                            attempts=getattr(exc, "attempts", 1))
-        if proposal.edit_kind == "crossover" and sel.mate is not None:
-            base = replace(base, parent_ids=(sel.parent.id, sel.mate.id))
+        if proposal.edit_kind == "crossover" and ctx.mate is not None:
+            base = replace(base, parent_ids=(ctx.parent.id, ctx.mate.id))
         return await self._evaluate_proposal(base, proposal, time.perf_counter() - started)
 
     async def _evaluate_proposal(self, base: CandidateRecord, proposal: Proposal,
@@ -243,20 +252,21 @@ class Controller:
 
     # ----------------------------------------------------------------- apply
     def _deliver(self, record: CandidateRecord) -> None:
+        """Apply a finished candidate: in id order when deterministic, else at once."""
+        self._in_flight -= 1
         self._buffer[record.id] = record
-
-    async def _drain(self, cid: int) -> None:
-        """Apply buffered records in id order (or at once, when not deterministic)."""
-        async with self._applied:
-            if self.config.deterministic:
-                while self.counters.next_id in self._buffer:
-                    self._apply(self._buffer.pop(self.counters.next_id))
-            elif cid in self._buffer:
-                self._apply(self._buffer.pop(cid))
-            self._applied.notify_all()
+        if self.config.deterministic:
+            while self.counters.next_id in self._buffer:
+                self._apply(self._buffer.pop(self.counters.next_id))
+                self._launch_more()  # after each apply, so sampling sees exactly that state
+        else:
+            self._apply(self._buffer.pop(record.id))
+            self._launch_more()
 
     def _apply(self, record: CandidateRecord) -> None:
         """The one place state changes; used live and when replaying the store."""
+        if record.status == "evaluated" and record.code_hash is not None:
+            record = self._dedup(record)
         if not self._replaying:
             self.store.add(record)
         c = self.counters
@@ -264,8 +274,6 @@ class Controller:
         c.next_id = max(c.next_id, record.id + 1)
         c.cost_usd += record.usage.cost_usd
         c.since_improvement += 1
-        if record.status == "evaluated" and record.code_hash is not None:
-            record = self._dedup(record)
         self._remember_attempt(record)
         program = record.program()
         if program is not None:
