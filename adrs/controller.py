@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from adrs.archive import Archive
 from adrs.config import RunConfig
-from adrs.errors import EditError
+from adrs.errors import EditError, UserError
 from adrs.evaluation.backends import EvalBackend
 from adrs.evaluation.runner import EvalJob
 from adrs.events import (
@@ -88,6 +88,7 @@ class Controller:
         self._pending: dict[str, asyncio.Future[EvalResult]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: str | None = None
+        self._fatal: UserError | None = None
         self._started = time.monotonic()
         self._replaying = False
 
@@ -117,7 +118,10 @@ class Controller:
         self._launch_more()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
-        return self._finish(self._stop or self._stop_reason() or "iterations")
+        summary = self._finish(self._stop or self._stop_reason() or "iterations")
+        if self._fatal is not None:
+            raise self._fatal  # everything applied so far is stored; the CLI exits with 2
+        return summary
 
     async def _evaluate_initial(self) -> None:
         code = self.problem.initial_code
@@ -191,6 +195,10 @@ class Controller:
             record = await self._make(ctx, base)
         except asyncio.CancelledError:
             raise
+        except UserError as exc:  # bad input found mid-run (e.g. a rejected API key)
+            self._fatal = self._fatal or exc
+            self.request_stop(f"error: {exc}")
+            return
         except Exception as exc:  # a fault of the system: stop the run, keep what we have
             self.request_stop(f"error: {type(exc).__name__}: {exc}")
             raise
