@@ -41,5 +41,5 @@ def test_defects_are_one_clear_error(toy_root: Path, tmp_path: Path, edit: objec
 
 
 def test_unknown_name_lists_known_problems() -> None:
-    with pytest.raises(UserError, match="known: .*toy"):
+    with pytest.raises(UserError, match=r"known: .*toy"):
         locate("nope")
