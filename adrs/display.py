@@ -73,6 +73,7 @@ class ProgressDisplay:
         self.console, self.tally = console, Tally()
         self._live: Live | None = None
         self._next_report = 0
+        self._last_line = ""
 
     def __call__(self, event: Event) -> None:
         self.tally.fold(event)
@@ -85,10 +86,12 @@ class ProgressDisplay:
             return
         if isinstance(event, NewBest):
             self.console.print(f"new best {event.score:.4f} from candidate #{event.id}")
-        elif isinstance(event, RunStopped):
-            self.console.print(self._line())
-        elif self.tally.done >= self._next_report and self.tally.total:
-            self.console.print(self._line())
+        elif isinstance(event, RunStopped) or (
+                self.tally.done >= self._next_report and self.tally.total):
+            line = self._line()
+            if line != self._last_line:
+                self.console.print(line)
+            self._last_line = line
             self._next_report = self.tally.done + max(1, self.tally.total // 10)
 
     def _start(self, event: RunStarted) -> None:
