@@ -1,4 +1,4 @@
-"""Command line: `adrs run | resume | eval | problems`.
+"""Command line: `adrs run | resume | eval | problems | runs | show | best | dashboard`.
 
 Exit codes: 0 success, 1 the run or evaluation failed, 2 bad usage or bad input. Known
 errors become one line on stderr; set ADRS_DEBUG=1 to see the traceback instead.
@@ -16,12 +16,14 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from adrs import browse_cli, llm_cli
 from adrs.config import read_yaml
 from adrs.controller import RunSummary
 from adrs.display import ProgressDisplay
 from adrs.errors import RunFailed, UserError
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.problem import discover, load_problem
+from adrs.schema import merge
 from adrs.session import config_layers, new_run_dir, resume_run, start_run
 
 
@@ -40,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("problem", help="a bundled problem's name or a problem folder")
     run.add_argument("-c", "--config", type=Path, help="a run configuration YAML file")
     run.add_argument("--iterations", type=int, help="candidates to generate (with the initial)")
-    run.add_argument("--llm", choices=["offline"], help="proposer: 'offline' needs no LLM")
+    llm_cli.add_run_flags(run)
     run.add_argument("--workers", type=int, help="evaluations in flight at once")
+    run.add_argument("--backend", choices=["ray", "local", "thread"],
+                     help="where evaluations run (default ray: an embedded local Ray)")
+    run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
+                     "instead of starting an embedded Ray")
     run.add_argument("--seed", type=int, help="random seed (same seed, same archive)")
     run.add_argument("--run-dir", type=Path, help="where to store the run "
                      "(default: runs/<problem>-<time>)")
@@ -57,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     psub.add_parser("list", help="list the known problems")
     show = psub.add_parser("show", help="show one problem")
     show.add_argument("name")
+    browse_cli.add_problem_parsers(psub)
+    browse_cli.add_parsers(sub)
+    llm_cli.add_doctor_parser(sub)
     return parser
 
 
@@ -83,6 +92,12 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
                                   iterations=args.iterations), args.run_dir, console)
     if args.command == "eval":
         return _eval(args, console)
+    if args.command == "doctor":
+        return llm_cli.doctor(args, console)
+    if args.command in browse_cli.COMMANDS:
+        return browse_cli.COMMANDS[args.command](args, console)
+    if args.action in browse_cli.PROBLEM_ACTIONS:
+        return browse_cli.PROBLEM_ACTIONS[args.action](args, console)
     return _problems(args, console)
 
 
@@ -92,11 +107,14 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["seed"] = args.seed
     if args.iterations is not None:
         layer["stop"] = {"iterations": args.iterations}
-    if args.workers is not None:
-        layer["evaluation"] = {"workers": args.workers}
-    if args.llm is not None:
-        layer["llm"] = {"mode": args.llm}
-    return layer
+    evaluation: dict[str, Any] = {key: value for key, value in (
+        ("workers", args.workers), ("backend", args.backend),
+        ("ray_address", args.ray_address)) if value is not None}
+    if args.ray_address is not None and args.backend is None:
+        evaluation["backend"] = "ray"  # joining a cluster implies the Ray backend
+    if evaluation:
+        layer["evaluation"] = evaluation
+    return merge(layer, llm_cli.llm_layer(args))
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -115,6 +133,8 @@ def _report(summary: RunSummary, run_dir: Path, console: Console) -> int:
     if best is not None:
         console.print(f"best score {best.score:.6g} (candidate #{best.id}); "
                       f"resume with: adrs resume {run_dir}")
+    for line in llm_cli.usage_lines(run_dir):  # per-model LLM usage, when any
+        console.print(line, markup=False)
     if summary.reason.startswith("error") or summary.reason.startswith("initial program"):
         raise RunFailed(f"run failed: {summary.reason}")
     if summary.valid == 0:
@@ -131,7 +151,8 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     result = run_job(EvalJob(
         problem_root=str(problem.root), evaluator=spec.evaluator,
         source=args.program.read_text(encoding="utf-8"), limits=config.evaluation.limits,
-        harness=None if spec.harness is None else str(problem.root / spec.harness)))
+        harness=None if spec.harness is None else str(problem.root / spec.harness),
+        cascade=spec.cascade))
     if args.json:
         print(json.dumps({k: result.to_json()[k] for k in
                           ("valid", "score", "metrics", "error", "feedback")}))

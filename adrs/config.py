@@ -16,6 +16,7 @@ import yaml
 from adrs.archive import ArchiveConfig
 from adrs.errors import UserError
 from adrs.evaluation.sandbox import Limits
+from adrs.llm_config import ModelConfig, check_llm
 from adrs.schema import build, merge, to_plain
 
 
@@ -38,33 +39,51 @@ class StopConfig:
 
 @dataclass(frozen=True)
 class LLMConfig:
-    """Where proposals come from. `offline` is the built-in mutator that needs no model."""
+    """Where proposals come from. `offline` is the built-in mutator that needs no model;
+    `litellm` calls `models`; `manual` asks a person through files in the run folder;
+    `replay` answers from a file written by `record` (see adrs/llm_setup.py)."""
 
-    mode: Literal["offline"] = "offline"
+    mode: Literal["offline", "litellm", "manual", "replay"] = "offline"
     proposals_in_flight: int = 4
     diff_probability: float = 0.6
     crossover_probability: float = 0.1
     repair_attempts: int = 2
     recent_attempts: int = 4
+    models: tuple[ModelConfig, ...] = ()
+    ensemble: Literal["weighted", "adaptive"] = "weighted"
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    retry_backoff_s: float = 1.0
+    record: str | None = None
+    replay: str | None = None
+    manual_poll_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.proposals_in_flight < 1:
             raise ValueError("'proposals_in_flight' must be at least 1")
         if not 0.0 <= self.diff_probability + self.crossover_probability <= 1.0:
             raise ValueError("'diff_probability' + 'crossover_probability' must be in [0, 1]")
+        check_llm(self)
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """How candidates are evaluated: backend, parallel workers and sandbox limits."""
+    """How candidates are evaluated: backend, parallel workers and sandbox limits.
 
-    backend: Literal["local", "thread"] = "local"
+    `ray` starts an embedded local Ray, or joins the cluster at `ray_address` ("auto" or
+    "HOST:PORT"); `local` is a process pool, `thread` threads (cheap evaluators).
+    """
+
+    backend: Literal["ray", "local", "thread"] = "ray"
     workers: int = 2
+    ray_address: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("'workers' must be at least 1")
+        if self.ray_address is not None and self.backend != "ray":
+            raise ValueError("'ray_address' needs backend 'ray'")
 
 
 @dataclass(frozen=True)

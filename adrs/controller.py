@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from adrs.archive import Archive
+from adrs.archive import AddStatus, Archive
 from adrs.config import RunConfig
 from adrs.errors import EditError, UserError
 from adrs.evaluation.backends import EvalBackend
@@ -167,7 +167,9 @@ class Controller:
             return "target score"
         if stop.patience is not None and c.since_improvement >= stop.patience:
             return "no improvement"
-        if stop.budget_usd is not None and c.cost_usd >= stop.budget_usd:
+        # The mutator may count calls not yet stored (adrs/budget.py), to stop sooner.
+        spent = max(c.cost_usd, getattr(self._mutator, "spent_usd", 0.0))
+        if stop.budget_usd is not None and spent >= stop.budget_usd:
             return "budget"
         return None
 
@@ -255,7 +257,8 @@ class Controller:
         spec = self.problem.spec
         harness = None if spec.harness is None else str(self.problem.root / spec.harness)
         job = EvalJob(problem_root=str(self.problem.root), evaluator=spec.evaluator,
-                      source=code, limits=self.config.evaluation.limits, harness=harness)
+                      source=code, limits=self.config.evaluation.limits, harness=harness,
+                      cascade=spec.cascade)
         return await asyncio.wrap_future(self._backend.submit(job))
 
     # ----------------------------------------------------------------- apply
@@ -284,10 +287,16 @@ class Controller:
         c.since_improvement += 1
         self._remember_attempt(record)
         program = record.program()
+        status = None
         if program is not None:
-            self._add_to_archive(program)
+            status = self._add_to_archive(program)
         elif record.status == "proposal_failed":
             c.failed += 1
+        # Optional mutator hook (see adrs/llm_setup.py): learns from every applied record,
+        # live and replayed, so an adaptive ensemble's state survives resume.
+        observe = getattr(self._mutator, "observe", None)
+        if observe is not None:
+            observe(record, status)
         self._emit_applied(record)
 
     def _dedup(self, record: CandidateRecord) -> CandidateRecord:
@@ -297,7 +306,7 @@ class Controller:
             return record
         return replace(record, status="duplicate", duplicate_of=first, result=None)
 
-    def _add_to_archive(self, program: Program) -> None:
+    def _add_to_archive(self, program: Program) -> AddStatus:
         c = self.counters
         islands = range(self.config.archive.islands) if program.edit_kind == "initial" else (
             program.island,)
@@ -305,7 +314,7 @@ class Controller:
             status = self.archive.add(replace(program, island=island))
         if not program.result.valid:
             c.failed += 1
-            return
+            return status
         c.valid += 1
         if c.best is None or program.score > c.best.score:
             c.best, c.since_improvement = program, 0
@@ -313,6 +322,7 @@ class Controller:
         stats = self.archive.stats()
         self._emit(ArchiveUpdated(id=program.id, status=status.name, best_id=stats.best_id,
                                   best_score=stats.best_score, coverage=stats.coverage))
+        return status
 
     def _remember_attempt(self, record: CandidateRecord) -> None:
         """Keep the latest attempts per parent, for the 'recent attempts' part of prompts."""

@@ -99,7 +99,11 @@ class LLMMutator:
                                          Message("user", prompt.user))
         usage, error = LLMUsage(), ""
         for attempt in range(1 + self._config.repair_attempts):
-            reply = await self._client.complete(LLMRequest(messages, ctx.candidate_id, attempt))
+            try:
+                reply = await self._client.complete(LLMRequest(messages, ctx.candidate_id,
+                                                               attempt))
+            except CallRefused as exc:  # e.g. the budget is spent: keep what was spent
+                raise ProposalError(str(exc), usage, attempt) from None
             usage = usage + reply.usage
             try:
                 applied = apply_edit(ctx.parent.code, reply.text)
@@ -113,6 +117,11 @@ class LLMMutator:
                             response=reply.text, usage=usage, attempts=attempt + 1,
                             notes=applied.notes)
         raise ProposalError(error, usage, 1 + self._config.repair_attempts)
+
+
+class CallRefused(EditError):
+    """A client declined to make a call (for example: the LLM budget is spent). The
+    proposal fails, keeping the usage of its earlier attempts; the run goes on or stops."""
 
 
 class ProposalError(EditError):

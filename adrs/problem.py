@@ -16,6 +16,7 @@ from typing import Any
 
 from adrs.config import read_yaml
 from adrs.errors import UserError
+from adrs.evaluation.cascade import CascadeStage
 from adrs.features import FeatureDim
 from adrs.program import split
 from adrs.schema import build
@@ -33,6 +34,7 @@ class ProblemSpec:
     initial_program: str = "initial_program.py"
     readme: str = "README.md"
     harness: str | None = None
+    cascade: tuple[CascadeStage, ...] = ()  # cheap gates before `evaluator` (cascade.py)
     features: tuple[FeatureDim, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
 

@@ -23,6 +23,7 @@ from adrs.controller import Controller, RunSummary
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
 from adrs.events import EventLog, Observer, RunStarted
+from adrs.llm_setup import build_mutator
 from adrs.mutator import Mutator, OfflineMutator
 from adrs.problem import Problem, load_problem
 from adrs.schema import to_plain
@@ -82,7 +83,7 @@ def resume_run(run_dir: Path, observers: Sequence[Observer], iterations: int | N
 
 def _run(store: RunStore, problem: Problem, config: RunConfig, observers: Sequence[Observer],
          mutator: Mutator | None, backend: EvalBackend | None, *, resumed: bool) -> RunSummary:
-    proposer = mutator or OfflineMutator()
+    proposer = mutator or build_mutator(config, store.run_dir)
     with _locked(store.run_dir), _closing(store):
         log = EventLog(store.run_dir / EVENTS_NAME)
         backend = backend or make_backend(config)
@@ -121,6 +122,10 @@ def make_backend(config: RunConfig) -> EvalBackend:
     workers = config.evaluation.workers
     if config.evaluation.backend == "thread":
         return ThreadBackend(workers)
+    if config.evaluation.backend == "ray":
+        from adrs.evaluation.ray_backend import RayBackend  # imports ray: only when used
+
+        return RayBackend(workers, config.evaluation.ray_address)
     return LocalBackend(workers)
 
 

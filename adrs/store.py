@@ -73,6 +73,17 @@ class CandidateRecord:
                        generation=self.generation, edit_kind=self.edit_kind)
 
 
+@dataclass(frozen=True)
+class StoreTally:
+    """What a run list shows of a run: counts, the best valid candidate, total cost."""
+
+    candidates: int
+    valid: int
+    cost_usd: float
+    best_id: int | None
+    best_score: float | None
+
+
 def _row(rec: CandidateRecord) -> tuple[object, ...]:
     res = rec.result
     return (rec.id, rec.status, rec.island, rec.generation, json.dumps(rec.parent_ids),
@@ -147,6 +158,23 @@ class RunStore:
         """Every stored candidate in id order."""
         for row in self._db.execute("SELECT * FROM candidates ORDER BY id"):
             yield _record(row)
+
+    def records_after(self, last_id: int) -> list[CandidateRecord]:
+        """The stored candidates with an id above `last_id`, in id order (for followers)."""
+        rows = self._db.execute("SELECT * FROM candidates WHERE id > ? ORDER BY id",
+                                (last_id,))
+        return [_record(row) for row in rows]
+
+    def tally(self) -> StoreTally:
+        """Counts, best valid candidate and total cost, computed by SQL (no code loaded)."""
+        count, valid, cost = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(valid = 1), 0), COALESCE(SUM(cost_usd), 0) "
+            "FROM candidates").fetchone()
+        best = self._db.execute("SELECT id, score FROM candidates WHERE valid = 1 "
+                                "ORDER BY score DESC, id LIMIT 1").fetchone()
+        return StoreTally(candidates=int(count), valid=int(valid), cost_usd=float(cost),
+                          best_id=None if best is None else int(best[0]),
+                          best_score=None if best is None else float(best[1]))
 
     def get(self, candidate_id: int) -> CandidateRecord | None:
         row = self._db.execute("SELECT * FROM candidates WHERE id = ?",

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def adrs(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    if args[:1] == ("run",):  # the process pool: an embedded Ray costs seconds per run
+        args = (*args, "--backend", "local")
     return subprocess.run([sys.executable, "-m", "adrs", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout, env=env)
 
@@ -146,7 +148,7 @@ def test_sigkill_then_resume_loses_nothing_evaluated(tmp_path: Path) -> None:
     run_dir, log = tmp_path / "r", tmp_path / "evals.log"
     env = {**os.environ, "EVAL_LOG": str(log)}
     proc = subprocess.Popen([sys.executable, "-m", "adrs", "run", str(folder), "--iterations",
-                             "400", "--run-dir", str(run_dir)], env=env,
+                             "400", "--run-dir", str(run_dir), "--backend", "local"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while _count(run_dir) < 25 and time.monotonic() < deadline:
@@ -188,7 +190,8 @@ def _rows(run_dir: Path) -> dict[int, tuple[str, str]]:
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "adrs", "run", "toy", "--iterations", "400",
-                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                             "--run-dir", str(run_dir), "--backend", "local"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while _count(run_dir) < 10 and time.monotonic() < deadline:

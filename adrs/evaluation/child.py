@@ -30,23 +30,26 @@ if TYPE_CHECKING:
 
     from adrs.evaluation import codec
 else:
-    def _load_codec() -> ModuleType:
+    def _load_sibling(name: str) -> ModuleType:
+        """A module next to this file, loaded by path (adrs need not be importable)."""
         from importlib.machinery import SourceFileLoader
 
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec.py")
-        loader = SourceFileLoader("_adrs_sandbox_codec", path)
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        loader = SourceFileLoader(f"_adrs_sandbox_{name}", path)
         module = type(sys)(loader.name)
         module.__file__ = path
         sys.modules[loader.name] = module
         loader.exec_module(module)
         return module
 
-    codec = _load_codec()
+    codec = _load_sibling("codec")
 
 TRACEBACK_LINES = 20
 LINE_CHARS = 300
 MESSAGE_CHARS = 2000
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"
+LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # "1": make the filesystem read-only, drop capabilities
+LOCKDOWN_PROBE = "--lockdown-probe"
 PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
               "numeric numpy arrays")
 _PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
@@ -276,11 +279,28 @@ def serve(req_fd: int, rep_fd: int) -> None:
         write_frame(rep_fd, encode_reply(handle(request)))
 
 
+def _lock_down(workdir: str) -> dict[str, object] | None:
+    """Apply lockdown.py; the error reply if it fails (the sandbox must not run then)."""
+    try:
+        _load_sibling("lockdown").lock_down(workdir)
+    except Exception as exc:
+        return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
+                            "this is a fault of the machine, not of the program")
+    return None
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
+        return 0 if _lock_down(argv[2]) is None else 1
     req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
     harness_path = argv[4] if len(argv) > 4 else None
     if os.getpid() == 1:
         _become_init(req_fd, rep_fd)
+    if os.environ.get(LOCKDOWN_VAR) == "1":
+        failure = _lock_down(os.path.dirname(os.path.abspath(candidate_path)))
+        if failure is not None:
+            write_frame(rep_fd, encode_reply(failure))
+            return 1
     add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))
     install_exit_builtins()
     sys.argv = [candidate_path]

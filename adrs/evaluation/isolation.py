@@ -7,6 +7,9 @@ Protections, each used when this machine allows it (`protections()` says which):
   (so the parent's environment cannot be read there), rlimits the candidate cannot raise
   even when we run as root, and every process the candidate starts dies with the sandbox,
   even after setsid();
+- inside those namespaces, a read-only view of the whole filesystem except the working
+  directory, and no capabilities (lockdown.py): the candidate cannot rewrite the evaluator,
+  the simulator, the run store or anything else, even though it is root of its namespace;
 - a whitelisted environment: nothing of the parent's (API keys ...) leaks in.
 The namespace set-up is probed once per process and dropped if this machine refuses it.
 """
@@ -22,6 +25,7 @@ import shutil
 import site
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 # it must be honoured.
 PYTHON_FLAGS = ("-S", "-P")
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"  # read by child.py
+LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # read by child.py
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
 _NS_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
@@ -80,6 +85,7 @@ class LaunchPlan:
     command: list[str]
     preexec: Callable[[], None] | None
     namespaced: bool  # True: the child is pid 1 of its own pid namespace
+    lockdown: bool = False  # True: the child makes the filesystem read-only (lockdown.py)
 
 
 @functools.cache
@@ -98,6 +104,20 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
             if probe.returncode == 0:
                 return prefix
     return ()
+
+
+@functools.cache
+def _lockdown_works(prefix: tuple[str, ...]) -> bool:
+    """Whether lockdown.py succeeds inside the namespaces of `prefix`, probed once."""
+    if "--user" not in prefix:  # capabilities to drop exist only in our own user namespace
+        return False
+    with tempfile.TemporaryDirectory(prefix="adrs-probe-") as workdir, \
+            contextlib.suppress(OSError, subprocess.SubprocessError):
+        probe = subprocess.run(
+            [*prefix, sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, "--lockdown-probe", workdir],
+            timeout=10, stdin=subprocess.DEVNULL, capture_output=True, env={})
+        return probe.returncode == 0
+    return False
 
 
 def _rlimits(limits: Limits, count_processes: bool) -> dict[int, int]:
@@ -126,10 +146,12 @@ def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
     # Root ignores RLIMIT_NPROC; outside a user namespace it would count all our processes.
     count = bool(prefix) and prlimit is not None and os.geteuid() != 0
     values = _rlimits(limits, count)
+    lockdown = _lockdown_works(tuple(prefix))
     if prlimit is None:
-        return LaunchPlan(prefix + argv, functools.partial(_set_rlimits, values), bool(prefix))
+        return LaunchPlan(prefix + argv, functools.partial(_set_rlimits, values), bool(prefix),
+                          lockdown)
     flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
-    return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix))
+    return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix), lockdown)
 
 
 @functools.cache
@@ -138,11 +160,13 @@ def _site_dirs() -> str:
     return os.pathsep.join(site.getsitepackages())
 
 
-def environment(workdir: str) -> dict[str, str]:
+def environment(workdir: str, lockdown: bool = False) -> dict[str, str]:
     """The child's whole environment: a whitelist, never the parent's other variables."""
     env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": workdir, "TMPDIR": workdir,
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", SITE_DIRS_VAR: _site_dirs()}
+    if lockdown:
+        env[LOCKDOWN_VAR] = "1"
     if "LC_ALL" in os.environ:
         env["LC_ALL"] = os.environ["LC_ALL"]
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
@@ -153,6 +177,7 @@ def protections(network: bool = False) -> dict[str, bool]:
     """Which protections a sandbox started now would have (for `adrs doctor`)."""
     prefix = _namespace_prefix(shutil.which("unshare"), network)
     prlimit = shutil.which("prlimit") is not None
+    lockdown = _lockdown_works(prefix)
     return {
         "rlimits": True,
         "rlimits_set_by_prlimit": prlimit,
@@ -162,5 +187,7 @@ def protections(network: bool = False) -> dict[str, bool]:
         "private_proc": bool(prefix),
         "network_namespace": bool(prefix) and not network,
         "process_count_limit": bool(prefix) and prlimit and os.geteuid() != 0,
+        "read_only_filesystem": lockdown,
+        "no_capabilities": lockdown,
         "runs_as_non_root": os.geteuid() != 0,
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from adrs.errors import UserError
+from adrs.evaluation.cascade import CascadeStage, gate
 from adrs.evaluation.sandbox import Candidate, CandidateFault, Limits
 from adrs.types import EvalResult, MetricValue
 
@@ -42,7 +43,9 @@ class EvalJob:
 
     `evaluator` is "package.module:function" or "file.py:function" (a path relative to
     `problem_root`). `harness` is a Python file (relative to `problem_root` or absolute)
-    loaded in the sandbox after the candidate, as module `harness`.
+    loaded in the sandbox after the candidate, as module `harness`. `cascade` stages run
+    first, each in its own sandbox with the same limits, and may stop the evaluation
+    (see cascade.py).
     """
 
     problem_root: str
@@ -50,21 +53,33 @@ class EvalJob:
     source: str
     limits: Limits = field(default_factory=Limits)
     harness: str | None = None
+    cascade: tuple[CascadeStage, ...] = ()
 
 
 def run_job(job: EvalJob) -> EvalResult:
     """Evaluate `job.source` with its problem's evaluator; see the module docstring."""
+    stages = [(stage, load_evaluator(job.problem_root, stage.evaluator))
+              for stage in job.cascade]
     evaluate = load_evaluator(job.problem_root, job.evaluator)
     harness = _harness_path(job)
     started = time.monotonic()
+    for number, (stage, stage_evaluate) in enumerate(stages, 1):
+        stopped = gate(stage, number, _run_once(stage_evaluate, job, harness))
+        if stopped is not None:
+            return replace(stopped, duration_s=time.monotonic() - started)
+    result = _run_once(evaluate, job, harness)
+    return replace(result, duration_s=time.monotonic() - started)
+
+
+def _run_once(evaluate: Evaluator, job: EvalJob, harness: str | None) -> EvalResult:
+    """One evaluator on the candidate in a fresh sandbox; stderr tail attached."""
     candidate = Candidate(job.source, job.limits, harness)
     try:
         with candidate:
             result = _evaluate(evaluate, candidate)
     except CandidateFault as fault:  # the program did not load
         result = EvalResult.invalid(str(fault))
-    return replace(result, duration_s=time.monotonic() - started,
-                   stderr=result.stderr or candidate.stderr_tail(STDERR_TAIL_CHARS))
+    return replace(result, stderr=result.stderr or candidate.stderr_tail(STDERR_TAIL_CHARS))
 
 
 def _harness_path(job: EvalJob) -> str | None:

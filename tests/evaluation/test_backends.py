@@ -9,6 +9,7 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
+from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
 from adrs.evaluation.sandbox import Limits
 
@@ -28,9 +29,11 @@ def evaluate(candidate):
 NAP = "import time\ndef nap(seconds):\n    time.sleep(seconds)\n"
 
 
-@pytest.fixture(params=[LocalBackend, ThreadBackend])
+@pytest.fixture(params=[LocalBackend, ThreadBackend, RayBackend])
 def make_backend(request: pytest.FixtureRequest) -> Iterator[Callable[[int], EvalBackend]]:
     made: list[EvalBackend] = []
+    if request.param is RayBackend:
+        request.getfixturevalue("ray_cluster")
 
     def make(workers: int) -> EvalBackend:
         backend: EvalBackend = request.param(workers)
@@ -81,7 +84,7 @@ def test_submit_after_close_is_refused(make_backend: Callable[[int], EvalBackend
         backend.submit(EvalJob(str(REPO), "evaluators/toy.py:evaluate", TOY_PROGRAM))
 
 
-@pytest.mark.parametrize("backend_class", [LocalBackend, ThreadBackend])
+@pytest.mark.parametrize("backend_class", [LocalBackend, ThreadBackend, RayBackend])
 def test_workers_must_be_positive(backend_class: type[ThreadBackend]) -> None:
     with pytest.raises(ValueError):
         backend_class(0)

@@ -1,0 +1,151 @@
+"""Evaluator entry points of `cbl` and `cbl-multi`, and their scores.
+
+`evaluate` (cbl): score = -(mean cost) - 0.25 x (population std of cost) over the 1,080
+runs. `evaluate_multi` (cbl-multi): score = -(mean over scenarios of the mean cost).
+Both report `lb_score`, the Leaderboard's 0-100 form, and per-scenario mean costs. A run
+that finishes after its deadline makes the program invalid (costs still reported).
+Accounting of cbl-multi: the faithful one by default; ADRS_CBL_MULTI_ACCOUNTING=reference
+(or the entry point `evaluate_multi_reference`) reproduces the reference simulator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adrs.evaluators.cbl.lockstep import PolicyPort, SandboxPort, simulate
+from adrs.evaluators.cbl.scenarios import (
+    MULTI_TRACE_DIR_VAR,
+    TRACE_DIR_VAR,
+    multi_region,
+    single_region,
+    trace_dir,
+)
+from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simulation
+
+OD_ANCHOR = 146.88  # all on-demand: 3.06 $/h x 48 h
+SPOT_ANCHOR = 46.7088  # all spot: 0.9731 $/h x 48 h
+STD_WEIGHT = 0.25
+ACCOUNTING_VAR = "ADRS_CBL_MULTI_ACCOUNTING"
+WORST_SHOWN = 5
+
+
+def lb_score(mean_cost: float) -> float:
+    """The Leaderboard's 0-100 score: 0 = all on-demand, 100 = all spot."""
+    return float(100.0 * np.clip((OD_ANCHOR - mean_cost) / (OD_ANCHOR - SPOT_ANCHOR), 0, 1))
+
+
+def group_means(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> dict[str, float]:
+    """Mean cost per scenario group, in first-seen order."""
+    costs: dict[str, list[float]] = {}
+    for scenario, outcome in zip(scenarios, outcomes, strict=True):
+        costs.setdefault(scenario.group, []).append(outcome.cost)
+    return {group: float(np.mean(values)) for group, values in costs.items()}
+
+
+def _late_error(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
+                sim: Simulation) -> str | None:
+    late = np.flatnonzero(sim.late())
+    if not late.size:
+        return None
+    i = int(late[0])
+    s, o = scenarios[i], outcomes[i]
+    when = f"finished at {o.finish_s / 3600:.3f} h" if o.finished else "never finished"
+    return (f"{late.size} of {len(scenarios)} runs missed the deadline; first: "
+            f"{s.group}, trace {s.traces[0].name}: {when}, deadline "
+            f"{s.job.deadline_s / 3600:g} h. Leave more slack before the deadline (the "
+            "restart overhead and a preemption can cost a tick each).")
+
+
+def _worst(means: dict[str, float]) -> str:
+    worst = sorted(means.items(), key=lambda kv: -kv[1])[:WORST_SHOWN]
+    return "; ".join(f"{g}: ${m:.2f}" for g, m in worst)
+
+
+def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
+                 sim: Simulation) -> dict[str, Any]:
+    """The cbl result: combined score, metrics and feedback."""
+    costs = np.array([o.cost for o in outcomes])
+    mean, std = float(costs.mean()), float(costs.std())
+    means = group_means(scenarios, outcomes)
+    metrics: dict[str, Any] = {
+        "avg_cost": round(mean, 4), "cost_std": round(std, 4),
+        "min_cost": round(float(costs.min()), 4), "max_cost": round(float(costs.max()), 4),
+        "lb_score": round(lb_score(mean), 3), "runs": len(outcomes)}
+    for deadline in sorted({s.job.deadline_s for s in scenarios}):
+        sel = [o.cost for s, o in zip(scenarios, outcomes, strict=True)
+               if s.job.deadline_s == deadline]
+        metrics[f"avg_cost_T{deadline / 3600:g}h"] = round(float(np.mean(sel)), 4)
+    metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
+    per_deadline = ", ".join(f"T={k[10:-1]}: ${v:.2f}" for k, v in metrics.items()
+                             if k.startswith("avg_cost_T"))
+    feedback = (f"Mean cost ${mean:.2f} (std {std:.2f}) over {len(outcomes)} runs; all "
+                f"on-demand costs ${OD_ANCHOR:.2f}. By deadline: {per_deadline}. Most "
+                f"expensive scenarios: {_worst(means)}.")
+    return _result(-mean - STD_WEIGHT * std, metrics, feedback,
+                   _late_error(scenarios, outcomes, sim))
+
+
+def score_multi(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
+                sim: Simulation) -> dict[str, Any]:
+    """The cbl-multi result: minus the mean over scenarios of their mean cost."""
+    means = group_means(scenarios, outcomes)
+    avg = float(np.mean(list(means.values())))
+    metrics: dict[str, Any] = {"avg_cost": round(avg, 4), "lb_score": round(lb_score(avg), 3),
+                               "runs": len(outcomes),
+                               "reference_accounting": sim.reference}
+    metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
+    feedback = (f"Mean over scenarios ${avg:.2f}; per scenario: "
+                + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".")
+    return _result(-avg, metrics, feedback, _late_error(scenarios, outcomes, sim))
+
+
+def _result(score: float, metrics: dict[str, Any], feedback: str,
+            error: str | None) -> dict[str, Any]:
+    if error is not None:
+        return {"valid": False, "error": error, "metrics": metrics, "feedback": feedback}
+    return {"score": score, "metrics": metrics, "feedback": feedback}
+
+
+def run_single(port: PolicyPort, root: str | None) -> dict[str, Any]:
+    scenarios = single_region(root)
+    try:
+        outcomes, sim = simulate(port, scenarios)
+    except PolicyError as exc:
+        return {"valid": False, "error": str(exc)}
+    return score_single(scenarios, outcomes, sim)
+
+
+def run_multi(port: PolicyPort, root: str | None, reference: bool) -> dict[str, Any]:
+    scenarios = multi_region(root)
+    try:
+        outcomes, sim = simulate(port, scenarios, reference_accounting=reference)
+    except PolicyError as exc:
+        return {"valid": False, "error": str(exc)}
+    return score_multi(scenarios, outcomes, sim)
+
+
+def _reference_from_env() -> bool:
+    value = os.environ.get(ACCOUNTING_VAR, "faithful").strip().lower()
+    if value not in ("faithful", "reference"):
+        raise ValueError(f"{ACCOUNTING_VAR}={value!r}: use 'faithful' or 'reference'")
+    return value == "reference"
+
+
+def evaluate(candidate: Any) -> dict[str, Any]:
+    """cbl: the single-region scenario set (traces from ADRS_CBL_TRACE_DIR if set)."""
+    return run_single(SandboxPort(candidate), trace_dir(TRACE_DIR_VAR))
+
+
+def evaluate_multi(candidate: Any) -> dict[str, Any]:
+    """cbl-multi: the multi-region scenario set (ADRS_CBL_MULTI_TRACE_DIR if set)."""
+    return run_multi(SandboxPort(candidate), trace_dir(MULTI_TRACE_DIR_VAR),
+                     _reference_from_env())
+
+
+def evaluate_multi_reference(candidate: Any) -> dict[str, Any]:
+    """cbl-multi under the reference simulator's accounting."""
+    return run_multi(SandboxPort(candidate), trace_dir(MULTI_TRACE_DIR_VAR), True)

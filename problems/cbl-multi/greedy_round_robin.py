@@ -1,0 +1,78 @@
+"""Multi-region spot-instance scheduling under a deadline (Can't Be Late): multi-region, greedy with safety lines.
+
+Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+
+class ClusterType(enum.IntEnum):
+    NONE = 0
+    SPOT = 1
+    ON_DEMAND = 2
+
+
+class Strategy:
+    """Base class of the policy. One fresh object per simulated run.
+
+    Set by the simulator (seconds throughout), before reset() and before each _step():
+    self.task_duration, self.deadline, self.restart_overhead (constant per run);
+    self.progress (work done so far), self.task_done_time (work done in each tick so far),
+    self.remaining_restart_overhead (overhead still to pay on the running instance);
+    self.env.elapsed_seconds, .gap_seconds, .tick, .cluster_type (what runs now),
+    .spot_history (has_spot at each past and the present tick), .region_history (the
+    region of each of those observations), .on_demand_price, .spot_prices ($/h per region).
+    Regions: self.env.get_num_regions(), .get_current_region(), .spot_available() (the
+    current region, now) and .switch_region(i): from the next tick on, the job is in
+    region i; an instance running now is left at the end of this tick, so the next launch
+    there pays the restart overhead.
+    """
+
+    NAME = "strategy"
+    env: Any
+    task_duration: float
+    deadline: float
+    restart_overhead: float
+    remaining_restart_overhead: float
+    progress: float
+    task_done_time: list[float]
+
+    def reset(self) -> None:
+        """Called once per run, after the attributes above are set; keep per-run state."""
+
+    def _step(self, last_cluster_type: ClusterType, has_spot: bool) -> ClusterType:
+        """Decide what runs during the coming tick."""
+        raise NotImplementedError
+
+
+# EVOLVE-BLOCK-START
+class GreedyRoundRobin(Strategy):
+    """Greedy with the single-region safety lines; without spot, wait in the next region."""
+
+    NAME = "greedy_round_robin"
+
+    def _step(self, last_cluster_type: ClusterType, has_spot: bool) -> ClusterType:
+        env = self.env
+        work_left = self.task_duration - self.progress
+        if work_left <= 1e-9:
+            return ClusterType.NONE
+        gap = env.gap_seconds
+        left = math.floor((self.deadline - env.elapsed_seconds) / gap) * gap
+        need1d = math.ceil((work_left + self.restart_overhead) / gap) * gap
+        need2d = math.ceil((work_left + 2 * self.restart_overhead) / gap) * gap
+        on_spot = env.cluster_type == ClusterType.SPOT
+        if need1d >= left:
+            if on_spot and has_spot and self.remaining_restart_overhead < 1e-3:
+                return ClusterType.SPOT
+            return ClusterType.ON_DEMAND
+        if need2d >= left:
+            return ClusterType.SPOT if on_spot and has_spot else ClusterType.ON_DEMAND
+        if has_spot:
+            return ClusterType.SPOT
+        env.switch_region((env.get_current_region() + 1) % env.get_num_regions())
+        return ClusterType.NONE
+# EVOLVE-BLOCK-END

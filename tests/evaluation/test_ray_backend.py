@@ -1,0 +1,113 @@
+"""The Ray backend: workers survive candidates, tasks never retry, concurrency is bounded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adrs.config import EvaluationConfig, RunConfig, resolve
+from adrs.evaluation.ray_backend import RayBackend
+from adrs.evaluation.runner import EvalJob
+from adrs.evaluation.sandbox import Limits
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("ray_cluster")]
+
+REPO = Path(__file__).resolve().parents[2]
+LIMITS = Limits(timeout_s=20.0, memory_mb=1024)
+PID_EVALUATOR = """import os, time
+
+def evaluate(candidate):
+    start = time.time()
+    candidate.call("f")
+    return {"score": 1.0, "metrics": {"pid": os.getpid(), "start": start, "end": time.time()}}
+"""
+# A fault of the system (the evaluator kills its own worker), logged once per attempt.
+KILLER_EVALUATOR = """import os
+
+def evaluate(candidate):
+    with open(os.environ["ADRS_TEST_LOG"], "a") as log:
+        log.write("attempt\\n")
+    os._exit(9)
+"""
+
+
+def test_crashing_candidates_do_not_kill_the_worker(tmp_path: Path) -> None:
+    (tmp_path / "pid.py").write_text(PID_EVALUATOR)
+    backend = RayBackend(2)
+    try:
+        probe = EvalJob(str(tmp_path), "pid.py:evaluate", "def f():\n    return 1\n", LIMITS)
+        pid = int(backend.submit(probe).result(timeout=60).metrics["pid"])
+        crashes = ["import ctypes\ndef f():\n    ctypes.string_at(0)\n",
+                   "import os\ndef f():\n    os._exit(1)\n",
+                   "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                   "    os.kill(1, signal.SIGKILL)\n    os.kill(0, signal.SIGKILL)\n"]
+        results = [backend.submit(EvalJob(str(tmp_path), "pid.py:evaluate", source, LIMITS))
+                   .result(timeout=60) for source in crashes]
+    finally:
+        backend.close()
+    assert [r.valid for r in results] == [False, False, False]
+    assert "SIGSEGV" in (results[0].error or "")
+    assert "exited with code 1" in (results[1].error or "")
+    os.kill(pid, 0)  # the Ray worker that evaluated the probe is still alive
+
+
+def test_tasks_are_not_retried(tmp_path: Path) -> None:
+    import ray
+
+    from adrs.evaluation import ray_backend
+
+    (tmp_path / "killer.py").write_text(KILLER_EVALUATOR)
+    log = tmp_path / "attempts.log"
+    # The backend's own remote function; a runtime env only to tell the evaluator the log
+    # (Ray would retry a task whose worker died up to 3 times by default).
+    remote = ray_backend._remote(ray).options(runtime_env={
+        "env_vars": {"ADRS_TEST_LOG": str(log)}})
+    job = EvalJob(str(tmp_path), "killer.py:evaluate", "x = 1\n", LIMITS)
+    with pytest.raises(ray.exceptions.RayError):
+        ray.get(remote.remote(job), timeout=120)
+    assert log.read_text().split() == ["attempt"]
+
+
+def test_concurrency_is_bounded_by_workers(tmp_path: Path) -> None:
+    (tmp_path / "pid.py").write_text(PID_EVALUATOR)
+    nap = "import time\ndef f():\n    time.sleep(0.3)\n"
+    backend = RayBackend(1)
+    try:
+        futures = [backend.submit(EvalJob(str(tmp_path), "pid.py:evaluate", nap, LIMITS))
+                   for _ in range(3)]
+        results = [future.result(timeout=60) for future in futures]
+    finally:
+        backend.close()
+    windows = sorted((float(r.metrics["start"]), float(r.metrics["end"])) for r in results)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(windows, windows[1:],
+                                                                          strict=False))
+
+
+def test_ray_is_the_default_backend_and_address_needs_it() -> None:
+    assert RunConfig().evaluation.backend == "ray"
+    assert EvaluationConfig(ray_address="auto").ray_address == "auto"
+    with pytest.raises(Exception, match="'ray_address' needs backend 'ray'"):
+        resolve([("cli", {"evaluation": {"backend": "local", "ray_address": "auto"}})])
+
+
+def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--iterations", "6",
+                           "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=150)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 candidates" in proc.stdout
+    config = (tmp_path / "r" / "config.yaml").read_text()
+    assert "backend: ray" in config
+
+
+def test_ray_address_with_another_backend_is_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--backend", "local",
+                           "--ray-address", "auto", "--run-dir", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "'ray_address' needs backend 'ray'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
