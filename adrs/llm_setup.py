@@ -50,8 +50,8 @@ class ManagedMutator:
 
     @property
     def spent_usd(self) -> float:
-        """Dollars spent or committed to calls in flight (0 without a budget)."""
-        return 0.0 if self._guard is None else self._guard.committed_usd
+        """Dollars of every completed call, stored or not (0 without a budget)."""
+        return 0.0 if self._guard is None else self._guard.spent_usd
 
 
 def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:

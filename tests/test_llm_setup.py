@@ -107,7 +107,10 @@ def test_a_rejected_key_stops_the_run_with_one_line(tmp_path: Path,
     assert code == 2
     assert err.count("\n") == 0 and err.startswith("adrs: error: model 'openai/model-")
     assert "401" in err and "ADRS_TEST_KEY" in err and KEY not in err
-    assert sum(s.status == 401 for s in server.seen) <= 4  # never retried
+    # Never retried: at most one 401 per candidate in flight (4 proposals + 2 evaluations).
+    rejected = sum(s.status == 401 for s in server.seen)
+    print(f"401 answers: {rejected}; stderr: {err}")
+    assert 1 <= rejected <= 6
     assert len(records(tmp_path / "run")) < 30
 
 

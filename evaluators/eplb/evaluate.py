@@ -46,6 +46,8 @@ def evaluate(candidate: Caller) -> dict[str, Any]:
 def evaluate_windows(candidate: Caller, windows: Windows, inst: Instance | None = None,
                      subtract_transport: bool = True) -> dict[str, Any]:
     """Score the candidate on `windows` [K >= 2, layers, experts]."""
+    if len(windows) < 2:
+        raise ValueError(f"an EPLB workload needs at least 2 windows, got {len(windows)}")
     inst = inst or Instance(layers=windows.shape[1], experts=windows.shape[2])
     args = _args(windows[0], inst)
     candidate.call(FUNCTION, *args)  # warm-up: imports, caches; not timed, not scored

@@ -47,12 +47,12 @@ def span(*texts: str) -> int:
     (("r-1 *", "r-1 *", "r-1 *"), 2),
     (("w-1 *", "r-1 *"), 3),              # read after write: starts at 2
     (("r-1 *", "w-1 *"), 3),              # write after read: waits for the read
-    (("r-1 * *", "r-1", "w-1"), 2),       # the write waits for the latest read (time 1)
+    (("r-1 * *", "r-1", "w-1"), 3),       # the write waits for the latest read, at 1
     (("w-1 *", "w-1 *"), 3),              # write after write
     (("w-1 *", "w-2 *"), 2),              # different keys never wait
     (("* * w-1", "w-1"), 4),              # `*` takes time: the write ran at 3
     (("* * w-1", "w-1 * * *"), 7),        # starts at 4, ends at 7
-    (("w-1 * * * *", "* * * * w-1"), 5),  # the late write runs at 2 + 4 - 1: starts at... 1
+    (("w-1 * * * *", "* * * * w-1"), 5),  # the second write runs at 5: both start at 1
     (("*",), 1),
     (("* * *", "*"), 3),                  # no ops: starts at 1 (back-fills)
 ])
@@ -72,8 +72,8 @@ def test_offset_of_a_late_write_against_an_early_lock() -> None:
 def test_back_fill_starts_a_later_transaction_earlier() -> None:
     timeline = Timeline()
     starts = [timeline.append(parse_txn(t)) for t in ("w-1 *", "w-1 *", "w-1 *", "w-2 *")]
-    assert starts == [1, 3, 5, 1]  # the fourth back-fills to time 1 on its own key
-    assert timeline.makespan == 6
+    assert starts == [1, 2, 3, 1]  # the fourth back-fills to time 1 on its own key
+    assert timeline.makespan == 4
 
 
 def test_a_read_back_fills_among_reads_and_a_write_waits_for_the_latest_lock() -> None:
@@ -186,7 +186,7 @@ def test_generated_workloads_have_the_paper_shapes() -> None:
     assert 100 < len({op.key for op in ops}) < 260  # a long tail: the paper's has 165
     assert all(t.split()[3:] == ["*"] * 18 for t in w2.texts[:50])
     assert all(t.split()[1] == "w-" + t.split()[0][2:] for t in w2.texts[50:])
-    assert [len(t) for t in w2.txns] == [21] * 50 + [5] * 50
+    assert [t.length for t in w2.txns] == [21] * 50 + [5] * 50
     first = [(int(t.split()[0][2:]), int(t.split()[-1][2:])) for t in w3.texts]
     assert all(r <= 5 < w for r, w in first[:50]) and all(w <= 5 < r for r, w in first[50:])
     assert [w.lower_bound for w in (w1, w2, w3)] == [16, 21, 9]
@@ -256,7 +256,7 @@ def test_anything_but_a_permutation_is_rejected(schedule: object, needle: str) -
 
 def test_score_is_the_leaderboard_form() -> None:
     # One workload: sequential 537, lower bound 46, as the paper's totals: E = 95.1.
-    texts = ["w-1 " + " ".join(["*"] * 45)] + ["w-1"] * 491
+    texts = ["w-1 " + " ".join(["*"] * 45)] + ["w-1"] * 536
     workload = Workload.from_texts("W", texts)
     assert (workload.sequential_makespan, workload.lower_bound) == (537, 46)
 
@@ -284,12 +284,12 @@ def test_the_evaluator_recomputes_the_makespan_of_the_returned_order() -> None:
               "workload)) >= 1\n"
               "    return list(reversed(range(len(workload))))\n")
     result = run(source, SMALL)
-    assert result["metrics"]["makespan_A"] == 4  # w-2 at 1, then the two writes of 1
-    assert result["metrics"]["makespan_B"] == 4  # r-1 at 1, w-1 at 2, r-1 * * at 3
-    assert result["metrics"]["makespan"] == 8
-    assert result["metrics"]["sequential_makespan"] == 4 + 4
-    assert "Worst workload: A" in result["feedback"] or "Worst workload: B" in \
-        result["feedback"]
+    metrics = result["metrics"]
+    assert metrics["makespan_A"] == 3  # w-2 * and w-1 * at 1, then w-1 * at 2
+    assert metrics["makespan_B"] == 5  # r-1 at 1, w-1 at 2, r-1 * * at 3
+    assert (metrics["makespan"], metrics["sequential_makespan"]) == (8, 3 + 3)
+    assert metrics["lower_bound"] == 2 + 3 and result["score"] == 0.0
+    assert "Worst workload: B, at 167%" in result["feedback"]
 
 
 def test_a_schedule_that_is_not_a_permutation_is_invalid_and_named() -> None:

@@ -1,0 +1,101 @@
+"""Sandbox overhead and evaluation throughput for a trivial candidate.
+
+The candidate answers one call (`f(x) = x + 1`) and the evaluator scores it, so everything
+measured is the cost of the sandbox (start the child under its namespaces and limits, lock
+it down, load the program, one call, kill and clean up) and of the backend around it.
+
+Usage (Ray needs the loopback-only wrapper here):
+    ../shared/bin/offline python benchmarks/sandbox.py [--evaluations 60] [--no-ray]
+Prints milliseconds per evaluation done in this process, then evaluations per second
+through the local backend and through Ray with 1 and 2 workers, and the 1 -> 2 scaling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from adrs.evaluation.backends import EvalBackend, LocalBackend
+from adrs.evaluation.isolation import protections
+from adrs.evaluation.runner import EvalJob, run_job
+from adrs.evaluation.sandbox import Limits
+
+EVALUATOR = "def evaluate(candidate):\n    return {'score': float(candidate.call('f', 1))}\n"
+CANDIDATE = "def f(x):\n    return x + 1\n"
+TARGET_MS = 20.0
+
+
+def make_job(root: Path) -> EvalJob:
+    (root / "trivial.py").write_text(EVALUATOR)
+    return EvalJob(str(root), "trivial.py:evaluate", CANDIDATE, Limits(timeout_s=10.0))
+
+
+def in_process_ms(job: EvalJob, n: int) -> list[float]:
+    """Milliseconds of each sequential evaluation in this process (after a warm-up)."""
+    for _ in range(3):
+        run_job(job)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        result = run_job(job)
+        times.append((time.perf_counter() - started) * 1000)
+        assert result.valid and result.score == 2.0, result
+    return times
+
+
+def throughput(make: Callable[[int], EvalBackend], workers: int, job: EvalJob,
+               n: int) -> float:
+    """Evaluations per second with `workers` in flight, after one warm-up per worker."""
+    backend = make(workers)
+    try:
+        for future in [backend.submit(job) for _ in range(2 * workers)]:
+            future.result()
+        started = time.perf_counter()
+        results = [future.result() for future in [backend.submit(job) for _ in range(n)]]
+        elapsed = time.perf_counter() - started
+    finally:
+        backend.close()
+    assert all(result.valid for result in results)
+    return n / elapsed
+
+
+def report(name: str, make: Callable[[int], EvalBackend], job: EvalJob, n: int) -> None:
+    one = throughput(make, 1, job, n)
+    two = throughput(make, 2, job, n)
+    print(f"{name:<6} 1 worker: {one:6.1f} eval/s ({1000 / one:5.1f} ms each)   "
+          f"2 workers: {two:6.1f} eval/s   scaling 1->2: {two / one:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evaluations", type=int, default=60)
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
+    args = parser.parse_args()
+    active = [name for name, on in protections().items() if on]
+    print(f"protections: {', '.join(active)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        job = make_job(Path(tmp))
+        times = in_process_ms(job, args.evaluations)
+        median = statistics.median(times)
+        print(f"sandbox overhead in this process: median {median:.1f} ms, "
+              f"p90 {statistics.quantiles(times, n=10)[-1]:.1f} ms per evaluation "
+              f"(target <= {TARGET_MS:.0f} ms: {'met' if median <= TARGET_MS else 'NOT met'})")
+        report("local", LocalBackend, job, args.evaluations)
+        if not args.no_ray:
+            from adrs.evaluation.ray_backend import RayBackend
+
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            try:
+                report("ray", RayBackend, job, args.evaluations)
+            finally:
+                ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
