@@ -24,18 +24,18 @@ HELP = f"""\
 [b]Main screen[/b]
   1 2 3 4     overview · islands · candidates · failures
   b           open the best program
-  /           filter the candidate table (Enter applies, Esc leaves the box)
+  /           filter the table (Enter applies, Esc leaves the box)
   f           cycle the quick filters: all → valid → failed
   s / r       sort the table by the next column / reverse the order
-  Enter       open the selected candidate (table, failures, heat map cell)
-  arrows      move; in the heat map [ and ] switch islands
+  Enter       open the selected candidate, failure or heat-map cell
+  arrows      move; in the heat map \\[ and ] switch islands
   ?           this help          q   quit
 
 [b]Program screen[/b]
-  s d m t     source · diff against its parent · metrics and feedback · prompt
+  s d m t     source · diff vs parent · metrics and feedback · prompt
   p           go to the parent       c   go to the next child
   i           go to the initial program (the root of the lineage)
-  backspace   back to the previously shown program      Esc  close
+  backspace   back to the previous program      Esc  close
 
 [b]Filter syntax[/b]
   {FILTER_HELP}

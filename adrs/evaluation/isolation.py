@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
+CHILD_SCRIPT = str(Path(__file__).with_name("boot.py"))  # starts child.py (see boot.py)
+_SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py")  # loaded by path in the sandbox
 # -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
 # the start-up; the child adds site-packages itself. -P: the script's directory is not
 # importable. Not -E/-I: the environment is a whitelist built here, and PYTHONHASHSEED in
@@ -107,6 +108,16 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
 
 
 @functools.cache
+def _precompile() -> None:
+    """Write the bytecode of the sandbox's modules, so that no child compiles them."""
+    import py_compile
+
+    for name in _SANDBOX_MODULES:
+        with contextlib.suppress(OSError, py_compile.PyCompileError):  # a read-only install
+            py_compile.compile(str(Path(__file__).with_name(name)), doraise=True)
+
+
+@functools.cache
 def _lockdown_works(prefix: tuple[str, ...]) -> bool:
     """Whether lockdown.py succeeds inside the namespaces of `prefix`, probed once."""
     if "--user" not in prefix:  # capabilities to drop exist only in our own user namespace
@@ -141,6 +152,7 @@ def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
     prlimit runs inside the namespaces, so that the process count is the sandbox's own.
     The pre-exec function is a fallback only: it is not safe in a threaded parent.
     """
+    _precompile()
     prefix = list(_namespace_prefix(shutil.which("unshare"), limits.network))
     prlimit = shutil.which("prlimit")
     # Root ignores RLIMIT_NPROC; outside a user namespace it would count all our processes.

@@ -16,8 +16,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from adrs.evaluators.txn.evaluator import evaluate_workloads
-from adrs.evaluators.txn.workloads import Workload, generate_workloads, load_workloads
+from .evaluator import evaluate_workloads
+from .workloads import Workload, generate_workloads, load_workloads
 
 __all__ = ["WORKLOADS_VAR", "configured_workloads", "evaluate"]
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from adrs.evaluation.sandbox import CandidateFault
-from adrs.evaluators.txn.model import makespan
-from adrs.evaluators.txn.workloads import Workload
+
+from .model import makespan
+from .workloads import Workload
 
 ENTRY = "get_best_schedule"
 BUDGET_S = 2.0  # what the candidate is told it may spend per workload

@@ -89,10 +89,9 @@ class Timeline:
             if latest is None:
                 continue
             time, was_write = latest
-            if op.write or was_write:
-                earliest = time + 1
-            else:  # a read after reads only waits for the latest write
-                earliest = self._latest_write.get(op.key, 0) + 1
+            # A read after reads only (reads share) waits for the latest write alone.
+            shared = not (op.write or was_write)
+            earliest = (self._latest_write.get(op.key, 0) if shared else time) + 1
             start = max(start, earliest - op.offset)
         return start
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adrs.errors import UserError
-from adrs.evaluators.txn.model import Txn, lower_bound, makespan, parse_txn
+
+from .model import Txn, lower_bound, makespan, parse_txn
 
 PAPER_NAMES = ("WORKLOAD_1", "WORKLOAD_2", "WORKLOAD_3")
 NAMES = ("W1", "W2", "W3")

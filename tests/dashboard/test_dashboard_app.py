@@ -28,6 +28,13 @@ def adrs(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def local_config(folder: Path) -> Path:
+    """Evaluate in a local process pool: no Ray start-up for a 30-candidate run."""
+    path = folder / "local.yaml"
+    path.write_text("evaluation: {backend: local}\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def problem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The scaffolded problem: its latency bound makes some offline mutations invalid.
@@ -36,8 +43,10 @@ def problem(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(problem: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("runs") / "r"
-    adrs("run", str(problem), "--iterations", "30", "--seed", "0", "--run-dir", str(path))
+    base = tmp_path_factory.mktemp("runs")
+    path = base / "r"
+    adrs("run", str(problem), "-c", str(local_config(base)), "--iterations", "30", "--seed",
+         "0", "--run-dir", str(path))
     return path
 
 
@@ -130,7 +139,8 @@ def test_sort_quick_filter_and_help(run_dir: Path) -> None:
 
 def test_follows_a_run_while_it_grows(problem: Path, tmp_path: Path) -> None:
     path = tmp_path / "live"
-    adrs("run", str(problem), "--iterations", "6", "--run-dir", str(path))
+    adrs("run", str(problem), "-c", str(local_config(tmp_path)), "--iterations", "6",
+         "--run-dir", str(path))
 
     async def script(app: DashboardApp, pilot: Pilot[None]) -> None:
         table = app.query_one("#table", DataTable)

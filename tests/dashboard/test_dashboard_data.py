@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -43,7 +43,7 @@ def test_lineage_children_and_diff(data: RunData) -> None:
     assert best is not None
     chain = data.lineage(best.id)
     assert chain[0] == 0 and chain[-1] == best.id
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         assert child in data.children[parent]
         assert data.records[child].parent_ids[0] == parent
     diff = data.diff(best.id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,7 +39,8 @@ needs_real = pytest.mark.skipif(not REAL.is_file(), reason=f"the paper's TXN wor
 
 def span(*texts: str) -> int:
     """Makespan of the transactions in the order given."""
-    return makespan([parse_txn(t) for t in texts], range(len(texts)))
+    value: int = makespan([parse_txn(t) for t in texts], range(len(texts)))
+    return value
 
 
 # ------------------------------------------------------------------- hand-computed cases
@@ -261,16 +263,19 @@ def test_score_is_the_leaderboard_form() -> None:
     assert (workload.sequential_makespan, workload.lower_bound) == (537, 46)
 
     def at(total: int) -> float:
-        return score([Outcome(workload, total, 0.0)])
+        value: float = score([Outcome(workload, total, 0.0)])
+        return value
 
     assert at(537) == 0.0 and at(600) == 0.0 and at(95) == 100.0 and at(46) == 100.0
     assert at(352) == pytest.approx(100 * 185 / 441.9)
 
 
 # ------------------------------------------------------ the evaluator on real sandboxes
-def run(source: str, workloads: tuple[Workload, ...], limit_s: float = 10.0) -> dict:
+def run(source: str, workloads: tuple[Workload, ...],
+        limit_s: float = 10.0) -> dict[str, Any]:
     with Candidate(source, Limits(timeout_s=30), harness=str(HARNESS)) as candidate:
-        return evaluate_workloads(candidate, workloads, limit_s=limit_s)
+        result: dict[str, Any] = evaluate_workloads(candidate, workloads, limit_s=limit_s)
+    return result
 
 
 SMALL = (Workload.from_texts("A", ["w-1 *", "w-1 *", "w-2 *"]),

@@ -57,7 +57,8 @@ def test_initial_program_in_the_sandbox_is_valid_and_seeded() -> None:
                                                   if k.startswith("runtime_s")}}
     sequential = sum(w.sequential_makespan for w in generate_workloads(0))
     assert first.metrics["sequential_makespan"] == sequential
-    assert 0 < first.score < 100 and first.metrics["makespan"] < sequential
+    assert first.score is not None and 0 < first.score < 100
+    assert first.metrics["makespan"] < sequential
     assert "Worst workload: W" in first.feedback
 
 
