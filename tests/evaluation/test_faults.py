@@ -271,3 +271,24 @@ def test_a_run_records_every_fault_and_goes_on(fault_root: Path, listener: int,
     finally:
         db.close()
     check_results(rows, folder)
+
+
+def test_patching_the_bundled_simulator_changes_nothing_but_the_candidate() -> None:
+    """The toy simulator imported and patched inside the sandbox: the trusted copy scores."""
+    from adrs.evaluation.runner import run_job
+
+    repo = Path(__file__).resolve().parents[2]
+    honest = (repo / "problems" / "toy" / "initial_program.py").read_text()
+    simulator = repo / "evaluators" / "toy.py"  # not importable there: loaded by path
+    patching = honest + (
+        "\nimport importlib.util, sys\n"
+        f"_spec = importlib.util.spec_from_file_location('adrs.evaluators.toy', {str(simulator)!r})\n"
+        "_sim = sys.modules['adrs.evaluators.toy'] = importlib.util.module_from_spec(_spec)\n"
+        "_spec.loader.exec_module(_sim)\n"
+        "_sim.tick_cost = lambda capacity, load: 0.0\n"
+        "_sim.evaluate = lambda candidate: {'score': 1e9}\n"
+        "_sim.VIOLATION_PRICE = 0.0\n")
+    scores = [run_job(EvalJob(str(repo), "adrs.evaluators.toy:evaluate", source, LIMITS))
+              for source in (honest, patching)]
+    assert scores[0].valid and scores[1].valid, scores
+    assert scores[1].score == scores[0].score
