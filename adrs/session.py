@@ -61,6 +61,8 @@ def start_run(problem_ref: str, config: RunConfig, run_dir: Path,
               observers: Sequence[Observer], mutator: Mutator | None = None,
               backend: EvalBackend | None = None) -> RunSummary:
     problem = load_problem(problem_ref)
+    # Built first: a config error (no model, missing key) leaves no run folder behind.
+    mutator = mutator or build_mutator(config, run_dir)
     store = RunStore.create(run_dir, dump(config), {
         "problem": problem.name, "problem_root": str(problem.root),
         "created": str(time.time()), "status": "running"})

@@ -86,9 +86,9 @@ def main() -> None:
               f"(target <= {TARGET_MS:.0f} ms: {'met' if median <= TARGET_MS else 'NOT met'})")
         report("local", LocalBackend, job, args.evaluations)
         if not args.no_ray:
-            from adrs.evaluation.ray_backend import RayBackend
-
             import ray
+
+            from adrs.evaluation.ray_backend import RayBackend
 
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             try:

@@ -127,6 +127,9 @@ def test_the_budget_stops_within_one_call(tmp_path: Path) -> None:
           f"{len(stored)} candidates")
     assert len(stored) < 60
     assert abs(spent - budget) <= largest
+    # The spent dollars are restored from the store: a resumed run proposes nothing more.
+    assert main(["resume", str(tmp_path / "run"), "--iterations", "80"]) == 0
+    assert len(records(tmp_path / "run")) == len(stored)
 
 
 def test_record_then_replay_gives_the_same_archive(tmp_path: Path) -> None:

@@ -28,20 +28,23 @@ TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at s
 if TYPE_CHECKING:
     from types import ModuleType
 
+
+def _load_sibling(name: str) -> ModuleType:
+    """A module next to this file, loaded by path (adrs need not be importable)."""
+    from importlib.machinery import SourceFileLoader
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    loader = SourceFileLoader(f"_adrs_sandbox_{name}", path)
+    module = type(sys)(loader.name)
+    module.__file__ = path
+    sys.modules[loader.name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
     from adrs.evaluation import codec
 else:
-    def _load_sibling(name: str) -> ModuleType:
-        """A module next to this file, loaded by path (adrs need not be importable)."""
-        from importlib.machinery import SourceFileLoader
-
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        loader = SourceFileLoader(f"_adrs_sandbox_{name}", path)
-        module = type(sys)(loader.name)
-        module.__file__ = path
-        sys.modules[loader.name] = module
-        loader.exec_module(module)
-        return module
-
     codec = _load_sibling("codec")
 
 TRACEBACK_LINES = 20
@@ -139,6 +142,10 @@ def install_exit_builtins() -> None:
         raise SystemExit(code)
 
     builtins.exit = builtins.quit = exit  # type: ignore[assignment]
+
+
+def _site_dirs(value: str) -> list[str]:
+    return [site_dir for site_dir in value.split(os.pathsep) if site_dir]
 
 
 def add_site_dirs(value: str) -> None:
@@ -279,10 +286,15 @@ def serve(req_fd: int, rep_fd: int) -> None:
         write_frame(rep_fd, encode_reply(handle(request)))
 
 
-def _lock_down(workdir: str) -> dict[str, object] | None:
-    """Apply lockdown.py; the error reply if it fails (the sandbox must not run then)."""
+def _lock_down(workdir: str, harness_path: str | None) -> dict[str, object] | None:
+    """Apply lockdown.py; the error reply if it fails (the sandbox must not run then).
+
+    What stays visible: the interpreter's prefixes, its site-packages, and the harness.
+    """
+    visible = [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
+               *([harness_path] if harness_path else [])]
     try:
-        _load_sibling("lockdown").lock_down(workdir)
+        _load_sibling("lockdown").lock_down(workdir, visible)
     except Exception as exc:
         return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
                             "this is a fault of the machine, not of the program")
@@ -291,13 +303,13 @@ def _lock_down(workdir: str) -> dict[str, object] | None:
 
 def main(argv: list[str]) -> int:
     if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
-        return 0 if _lock_down(argv[2]) is None else 1
+        return 0 if _lock_down(argv[2], None) is None else 1
     req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
     harness_path = argv[4] if len(argv) > 4 else None
     if os.getpid() == 1:
         _become_init(req_fd, rep_fd)
     if os.environ.get(LOCKDOWN_VAR) == "1":
-        failure = _lock_down(os.path.dirname(os.path.abspath(candidate_path)))
+        failure = _lock_down(os.path.dirname(os.path.abspath(candidate_path)), harness_path)
         if failure is not None:
             write_frame(rep_fd, encode_reply(failure))
             return 1

@@ -7,9 +7,10 @@ Protections, each used when this machine allows it (`protections()` says which):
   (so the parent's environment cannot be read there), rlimits the candidate cannot raise
   even when we run as root, and every process the candidate starts dies with the sandbox,
   even after setsid();
-- inside those namespaces, a read-only view of the whole filesystem except the working
-  directory, and no capabilities (lockdown.py): the candidate cannot rewrite the evaluator,
-  the simulator, the run store or anything else, even though it is root of its namespace;
+- inside those namespaces, a minimal read-only root (system directories, the interpreter,
+  its site-packages, the harness) plus the writable working directory, and no capabilities
+  (lockdown.py): the candidate cannot read or rewrite the evaluator, the simulator, data
+  files, the run store or home directories, even though it is root of its namespace;
 - a whitelisted environment: nothing of the parent's (API keys ...) leaks in.
 The namespace set-up is probed once per process and dropped if this machine refuses it.
 """
@@ -200,6 +201,7 @@ def protections(network: bool = False) -> dict[str, bool]:
         "network_namespace": bool(prefix) and not network,
         "process_count_limit": bool(prefix) and prlimit and os.geteuid() != 0,
         "read_only_filesystem": lockdown,
+        "private_filesystem": lockdown,  # only system dirs, the interpreter and the workdir
         "no_capabilities": lockdown,
         "runs_as_non_root": os.geteuid() != 0,
     }

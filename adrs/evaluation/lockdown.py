@@ -1,13 +1,20 @@
-"""Inside the sandbox, before the candidate loads: a read-only filesystem and no privileges.
+"""Inside the sandbox, before the candidate loads: a minimal read-only root, no privileges.
 
 Loaded by path by child.py (stdlib only, never imported by the trusted side for its
 behaviour). It runs in the sandbox's worker process, which is root of its own user and
-mount namespaces. Root in a user namespace that maps to our own user can write every file
-that user can (as real root: every file); so the whole mount tree is made read-only
-(recursively, mount_setattr), the working directory is bind-mounted writable on top, and
-then every capability is dropped for good (bounding set, securebits, capset,
-no_new_privs), so the candidate cannot undo the mounts. Writes outside the working
-directory then fail with EROFS, whoever owns the file.
+mount namespaces. Root in a user namespace that maps to our own user can read and write
+every file that user can (as real root: every file): the evaluator, the simulator, data
+files with the future in them, the run store, keys in home directories. So the candidate
+gets a new root directory holding only what a Python program needs, read-only:
+
+- the system directories (/usr, /lib*, /bin, /sbin, /etc, /dev) and the sandbox's /proc;
+- the interpreter's prefixes and site-packages directories (`visible`), and the harness;
+- its working directory, the one writable place.
+
+Everything else (/home, /root, /tmp, /work, /srv, /opt, /mnt, /var, /run ...) does not
+exist there. Then the process chroots into it and drops every capability for good
+(bounding set, securebits, capset, no_new_privs), so it can neither undo the mounts nor
+leave the chroot.
 
 Linux >= 5.12 on x86_64 or aarch64; `lock_down` raises OSError where that is not so, and
 the trusted side probes it once (`python child.py --lockdown-probe DIR`) before relying on it.
@@ -20,13 +27,18 @@ from __future__ import annotations
 import _ctypes
 import os
 import struct
+from collections.abc import Callable, Iterable
 
+SYSTEM_PATHS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
+                "/dev", "/proc")
+NEW_ROOT = ".root"  # inside the working directory: an empty directory the candidate sees
 _SYS_MOUNT_SETATTR = {"x86_64": 442, "aarch64": 442}
 _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_NOSUID = 0x2
 _MS_BIND = 0x1000
+_MS_REC = 0x4000
 _PR_CAPBSET_DROP = 24
 _PR_SET_SECUREBITS = 28
 _PR_SET_NO_NEW_PRIVS = 38
@@ -36,14 +48,58 @@ _SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 _CAPABILITY_VERSION_3 = 0x20080522
 _LAST_CAP = 63
 
+_Call = Callable[..., None]
+
 
 def _mount_attr(attr_set: int, attr_clr: int) -> bytes:
     """struct mount_attr {u64 attr_set, attr_clr, propagation, userns_fd}."""
     return struct.pack("=4Q", attr_set, attr_clr, 0, 0)
 
 
-def lock_down(workdir: str) -> None:
-    """Make everything but `workdir` read-only, then drop every capability (see above)."""
+def _outermost(paths: Iterable[str]) -> list[str]:
+    """Real, existing, absolute paths, without those inside another one of them.
+
+    Nested binds would create their mount points inside an already bound real directory,
+    that is, on the real filesystem.
+    """
+    kept: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in paths if os.path.exists(p)}, key=len):
+        if path != "/" and not any(path.startswith(k.rstrip("/") + "/") or path == k
+                                   for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _expose(call: _Call, root: str, path: str) -> None:
+    """Make `path` appear at the same place under `root`: a bind, or a copied symlink."""
+    target = root + path
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.isdir(path):
+        os.mkdir(target)
+    else:
+        open(target, "x").close()
+    source = os.fsencode(path)
+    call("mount", source, os.fsencode(target), None, _MS_BIND | _MS_REC, None)
+
+
+def _build_root(call: _Call, workdir: str, visible: Iterable[str]) -> str:
+    root = os.path.join(workdir, NEW_ROOT)
+    os.mkdir(root)
+    call("mount", b"tmpfs", os.fsencode(root), b"tmpfs", 0, b"size=1m,mode=755")
+    for path in SYSTEM_PATHS:  # merged-/usr systems: /bin -> usr/bin stays a symlink
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), root + path)
+    system = [p for p in SYSTEM_PATHS if not os.path.islink(p)]
+    for path in _outermost([*system, *visible]):
+        _expose(call, root, path)
+    # The working directory itself, without the new root's mount inside it (no MS_REC).
+    os.makedirs(root + workdir)
+    call("mount", os.fsencode(workdir), os.fsencode(root + workdir), None, _MS_BIND, None)
+    return root
+
+
+def lock_down(workdir: str, visible: Iterable[str] = ()) -> None:
+    """Chroot into a read-only minimal root and drop every capability (see above)."""
     number = _SYS_MOUNT_SETATTR.get(os.uname().machine)
     if number is None:
         raise OSError(f"mount_setattr is not known on {os.uname().machine}")
@@ -53,15 +109,18 @@ def lock_down(workdir: str) -> None:
         if _ctypes.call_function(_ctypes.dlsym(libc, name), args) != 0:
             raise OSError(f"{name}{args[:2]} failed")
 
-    # The working directory becomes a mount of its own first: a bind made after the
-    # read-only pass would copy the read-only flag.
-    path = os.fsencode(workdir)
-    call("mount", path, path, None, _MS_BIND, None)
+    workdir = os.path.realpath(workdir)
+    root = _build_root(call, workdir, visible)
     attr = _mount_attr(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0)
-    call("syscall", number, _AT_FDCWD, b"/", _AT_RECURSIVE, attr, len(attr))
+    call("syscall", number, _AT_FDCWD, os.fsencode(root), _AT_RECURSIVE, attr, len(attr))
     attr = _mount_attr(0, _MOUNT_ATTR_RDONLY)
-    call("syscall", number, _AT_FDCWD, path, 0, attr, len(attr))
-    os.chdir(workdir)  # the old working directory is the read-only one under the bind
+    call("syscall", number, _AT_FDCWD, os.fsencode(root + workdir), 0, attr, len(attr))
+    call("chroot", os.fsencode(root))
+    os.chdir(workdir)
+    _drop_capabilities(call, libc)
+
+
+def _drop_capabilities(call: _Call, libc: int) -> None:
     call("prctl", _PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0)
     drop = _ctypes.dlsym(libc, "prctl")
     for cap in range(_LAST_CAP + 1):

@@ -185,7 +185,8 @@ class Candidate:
                     open(self._stream_path("stderr"), "wb") as err:
                 self._proc = subprocess.Popen(
                     plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    pass_fds=(req_r, rep_w), cwd=self.workdir, env=environment(self.workdir, plan.lockdown),
+                    pass_fds=(req_r, rep_w), cwd=self.workdir,
+                    env=environment(self.workdir, plan.lockdown),
                     start_new_session=True, preexec_fn=plan.preexec)
         finally:
             os.close(req_r)

@@ -75,8 +75,8 @@ def single_region_group(env: str, deadline_h: float, overhead_h: float) -> str:
 
 def _single_traces(env: str, root: str | None) -> tuple[Trace, ...]:
     if root is not None:
-        return real_single_region(root, env, TRACES_PER_ENV, max(DEADLINES_H) * HOUR,
-                                  SPOT_PRICE)
+        return tuple(real_single_region(root, env, TRACES_PER_ENV, max(DEADLINES_H) * HOUR,
+                                        SPOT_PRICE))
     stats = SINGLE_REGION[env]
     return tuple(synthetic(env, stats, i, SINGLE_TICKS, SINGLE_GAP_S)
                  for i in range(TRACES_PER_ENV))

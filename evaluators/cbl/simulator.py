@@ -79,7 +79,7 @@ class Scenario:
 
     @property
     def gap_s(self) -> float:
-        return self.traces[0].gap_s
+        return float(self.traces[0].gap_s)
 
 
 @dataclass(frozen=True)
@@ -276,4 +276,5 @@ class Simulation:
 
     def late(self) -> BoolArray:
         """Runs that finished after their deadline or never finished."""
-        return np.isnan(self.finish) | (self.finish > self.deadline + _LATE_SLACK_S)
+        late: BoolArray = np.isnan(self.finish) | (self.finish > self.deadline + _LATE_SLACK_S)
+        return late

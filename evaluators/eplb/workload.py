@@ -92,6 +92,13 @@ def window_sums(records: NDArray[np.int64], size: int = WINDOW_RECORDS) -> Windo
     return np.add.reduceat(records, starts, axis=0).astype(np.int64)
 
 
+def jittered(windows: Windows, seed: int) -> Windows:
+    """`windows` with 0 or 1 token added to every count, seeded: the same load for any
+    placement's purposes, but never byte-equal to what a candidate was shown before."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(windows + rng.integers(0, 2, size=windows.shape), dtype=np.int64)
+
+
 @functools.lru_cache(maxsize=4)
 def synthetic_windows(seed: int = 0, shape: TraceShape = TraceShape(),
                       skew: Skew = Skew()) -> Windows:

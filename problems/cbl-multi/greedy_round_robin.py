@@ -1,4 +1,4 @@
-"""Multi-region spot-instance scheduling under a deadline (Can't Be Late): multi-region, greedy with safety lines.
+"""Multi-region spot scheduling under a deadline (Can't Be Late): greedy with safety lines.
 
 Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
 """

@@ -1,4 +1,4 @@
-"""Multi-region spot-instance scheduling under a deadline (Can't Be Late): multi-region, starting policy.
+"""Multi-region spot scheduling under a deadline (Can't Be Late): the starting policy.
 
 Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
 """
@@ -6,7 +6,6 @@ Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the 
 from __future__ import annotations
 
 import enum
-import math
 from typing import Any
 
 

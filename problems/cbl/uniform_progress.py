@@ -1,4 +1,4 @@
-"""Spot-instance scheduling under a deadline (Can't Be Late): Uniform Progress (NSDI'24), the reference policy.
+"""Spot-instance scheduling under a deadline (Can't Be Late): Uniform Progress (NSDI'24).
 
 Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
 """

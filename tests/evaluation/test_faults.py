@@ -104,8 +104,14 @@ return history[-1]"""), None, _same_as_honest),
         _fn("socket.create_connection(('127.0.0.1', PORT), timeout=2).close()\nreturn 99.0",
             "import socket"), "OSError" if PROTECTIONS["network_namespace"] else None),
     "write outside its working directory": Case(
-        _fn("open(TARGET, 'a').write('pwned')\nreturn 1.0"), "Read-only file system"
-        if PROTECTIONS["read_only_filesystem"] else None),
+        _fn("open(sys.prefix + '/adrs-pwned', 'w').write('pwned')\nreturn 1.0"),
+        "Read-only file system" if PROTECTIONS["read_only_filesystem"] else None),
+    "rewrite the evaluator": Case(
+        _fn("open(TARGET, 'a').write('pwned')\nreturn 1.0"),
+        "No such file or directory" if PROTECTIONS["private_filesystem"] else None),
+    "read the problem's data files": Case(
+        _fn("return float(open(DATA).read())"),
+        "No such file or directory" if PROTECTIONS["private_filesystem"] else None),
     "returns NaN": Case(_fn("return float('nan')"), "predict returned nan"),
     "returns infinity": Case(_fn("return float('inf')"), "predict returned inf"),
     "returns a string": Case(_fn("return '17.5'"), "predict returned str, expected a number"),
@@ -173,9 +179,10 @@ def api_key_in_environment() -> Iterator[None]:
 
 
 def sources(fault_root: Path, port: int) -> dict[str, str]:
-    target = fault_root / "evaluator.py"
+    target, data = fault_root / "evaluator.py", fault_root / "future.txt"
+    data.write_text("17.5\n")  # what a simulator's trace file would hold
     return {name: case.source.replace("PORT", str(port)).replace("TARGET", repr(str(target)))
-            for name, case in CASES.items()}
+            .replace("DATA", repr(str(data))) for name, case in CASES.items()}
 
 
 def live_sleepers() -> list[int]:
@@ -274,17 +281,17 @@ def test_a_run_records_every_fault_and_goes_on(fault_root: Path, listener: int,
 
 
 def test_patching_the_bundled_simulator_changes_nothing_but_the_candidate() -> None:
-    """The toy simulator imported and patched inside the sandbox: the trusted copy scores."""
+    """A copy of the toy simulator, registered and patched in the sandbox: the trusted copy
+    in the evaluator's process scores (the real file is not even visible there)."""
     from adrs.evaluation.runner import run_job
 
     repo = Path(__file__).resolve().parents[2]
     honest = (repo / "problems" / "toy" / "initial_program.py").read_text()
-    simulator = repo / "evaluators" / "toy.py"  # not importable there: loaded by path
+    simulator = (repo / "evaluators" / "toy.py").read_text()
     patching = honest + (
-        "\nimport importlib.util, sys\n"
-        f"_spec = importlib.util.spec_from_file_location('adrs.evaluators.toy', {str(simulator)!r})\n"
-        "_sim = sys.modules['adrs.evaluators.toy'] = importlib.util.module_from_spec(_spec)\n"
-        "_spec.loader.exec_module(_sim)\n"
+        "\nimport sys, types\n"
+        "_sim = sys.modules['adrs.evaluators.toy'] = types.ModuleType('adrs.evaluators.toy')\n"
+        f"exec({simulator!r}, _sim.__dict__)\n"
         "_sim.tick_cost = lambda capacity, load: 0.0\n"
         "_sim.evaluate = lambda candidate: {'score': 1e9}\n"
         "_sim.VIOLATION_PRICE = 0.0\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -83,8 +84,7 @@ def test_concurrency_is_bounded_by_workers(tmp_path: Path) -> None:
     finally:
         backend.close()
     windows = sorted((float(r.metrics["start"]), float(r.metrics["end"])) for r in results)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(windows, windows[1:],
-                                                                          strict=False))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(windows))
 
 
 def test_ray_is_the_default_backend_and_address_needs_it() -> None:

@@ -43,7 +43,10 @@ def run(bits: list[int], duration_h: float, deadline_h: float, overhead_h: float
 
 
 def always(kind: int) -> Policy:
-    return lambda k, message: kind
+    def policy(k: int, message: dict[str, object]) -> int:
+        return kind
+
+    return policy
 
 
 def test_spot_billing_and_restart_overhead() -> None:
@@ -115,7 +118,7 @@ def test_the_policy_sees_progress_and_pending_overhead() -> None:
         assert isinstance(progress, np.ndarray) and isinstance(remaining, np.ndarray)
         assert isinstance(cluster, np.ndarray)
         seen.append((float(progress[0]), float(remaining[0]), int(cluster[0])))
-        return SPOT
+        return int(SPOT)
 
     run([0, 1, 0, 0, 0, 0], 1, 10, 0.5, spy)
     # tick 0: nothing yet; tick 1: 0.5 h done, preempted; tick 2: idle, nothing new.

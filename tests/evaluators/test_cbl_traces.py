@@ -73,7 +73,7 @@ def test_real_folder_layout_and_lexicographic_selection(tmp_path: Path) -> None:
 
 
 def test_missing_env_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="real_traces.tar.gz"):
+    with pytest.raises(TraceError, match=r"real_traces\.tar\.gz"):
         real_single_region(str(tmp_path), "env_b", 3, 600.0, 0.5)
 
 

@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 PEEKER = '''
 class Peeker(Strategy):
     NAME = "peeker"
+    scanned = set()
 
     def _step(self, last_cluster_type, has_spot):
+        if self.env.tick not in (1, 200, 300) or self.env.tick in Peeker.scanned:
+            return ClusterType.SPOT if has_spot else ClusterType.NONE
+        Peeker.scanned.add(self.env.tick)
         import gc
         import sys
         harness = sys.modules["harness"]
@@ -31,6 +35,7 @@ class Peeker(Strategy):
                        and all(isinstance(x, bool) for x in o[:50])), default=0)
         if found or longest > self.env.tick + 1:
             raise RuntimeError(f"future visible: {found}, {longest} > {self.env.tick + 1}")
+        print("scanned tick", self.env.tick, "longest", longest, file=sys.stderr)
         return ClusterType.SPOT if has_spot else ClusterType.NONE
 '''
 
@@ -84,6 +89,7 @@ def test_a_policy_cannot_see_the_future() -> None:
     head = program("cbl", "initial_program.py").partition("# EVOLVE-BLOCK-START")[0]
     result = evaluate("cbl", head + PEEKER)
     assert result["valid"], result["error"]
+    assert "scanned tick 300 longest 301" in str(result["stderr"])  # the scan did run
 
 
 def test_a_policy_that_raises_or_returns_garbage_is_invalid() -> None:
