@@ -299,3 +299,29 @@ def test_patching_the_bundled_simulator_changes_nothing_but_the_candidate() -> N
               for source in (honest, patching)]
     assert scores[0].valid and scores[1].valid, scores
     assert scores[1].score == scores[0].score
+
+
+def test_exception_stderr_and_feedback_reach_the_next_prompt(fault_root: Path) -> None:
+    """A real faulty evaluation, then the prompt for its child shows all three texts."""
+    import random
+
+    from adrs.evaluation.runner import run_job
+    from adrs.prompts import PromptRenderer
+    from adrs.types import Program
+
+    crash = _fn("print('warming up the model', file=sys.stderr)\nreturn history[5]")
+    failed = run_job(EvalJob(str(fault_root), "evaluator.py:evaluate", crash, LIMITS))
+    scored = run_job(EvalJob(str(fault_root), "evaluator.py:evaluate", HONEST, LIMITS))
+    assert not failed.valid and "IndexError: list index out of range" in (failed.error or "")
+    assert 'File "candidate.py", line 5, in predict' in (failed.error or "")
+    assert failed.stderr.strip() == "warming up the model"
+    assert scored.feedback.startswith("off by ")
+    parent = Program(id=1, code=HONEST, result=scored)
+    ctx = ProposalContext(parent=parent, inspirations=(), mate=None, island=0,
+                          rng=random.Random(0), task="Predict.",
+                          attempts=(Program(id=2, code=crash, result=failed, parent_ids=(1,),
+                                            edit_kind="diff"),))
+    user = PromptRenderer().render("diff", ctx).user
+    assert "IndexError: list index out of range" in user
+    assert "warming up the model" in user
+    assert scored.feedback in user

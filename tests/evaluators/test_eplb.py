@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from adrs.errors import UserError
-from adrs.evaluators.eplb import evaluate_windows, scoring
+from adrs.evaluators.eplb import evaluate_windows, scoring, timing
 from adrs.evaluators.eplb.balance import balancedness, measure
 from adrs.evaluators.eplb.placement import Instance, InvalidPlacement, check
 from adrs.evaluators.eplb.workload import (
     TraceShape,
+    jittered,
     load_trace,
     synthetic_windows,
     window_sums,
@@ -200,7 +201,7 @@ def _windows() -> np.ndarray:
 def test_the_candidate_never_sees_the_window_it_is_scored_on() -> None:
     windows = _windows()
     fake = Recorder(lambda w: placement(VALID))
-    result = evaluate_windows(fake, windows, SMALL, subtract_transport=False)
+    result = evaluate_windows(fake, windows, SMALL, subtract_transport=False, passes=1)
     assert result["metrics"]["windows"] == 3
     # Warm-up on window 0, then window k for the placement scored on k + 1.
     assert [next(i for i, w in enumerate(windows) if np.array_equal(w, s))
@@ -210,7 +211,7 @@ def test_the_candidate_never_sees_the_window_it_is_scored_on() -> None:
 def test_the_score_uses_the_next_window() -> None:
     windows = _windows()
     result = evaluate_windows(Recorder(lambda w: placement(VALID)), windows, SMALL,
-                              subtract_transport=False)
+                              subtract_transport=False, passes=1)
     p2l, _, logcnt = placement(VALID)
     expected = [measure(windows[k + 1], p2l, logcnt, 2) for k in range(3)]
     metrics = result["metrics"]
@@ -236,6 +237,51 @@ def test_an_invalid_placement_names_its_window() -> None:
     assert result == {"valid": False,
                       "error": "window 1: expert 3 of layer 0 has no replica (logcnt = 0); "
                                "every expert needs >= 1"}
+
+
+def test_timing_passes_see_fresh_jittered_windows_and_are_scored_too() -> None:
+    windows = _windows()
+    calls = iter(range(100))
+
+    def answer(weight: np.ndarray) -> object:
+        # Honest on the warm-up and the first pass, then a worse (still valid) placement:
+        # a candidate that behaves differently once it has been called a few times.
+        return placement(VALID if next(calls) < 4 else [[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 3, 3]])
+
+    fake = Recorder(answer)
+    result = evaluate_windows(fake, windows, SMALL, subtract_transport=False, passes=3)
+    metrics = result["metrics"]
+    assert metrics["passes"] == 3 and len(fake.seen) == 1 + 3 * 3
+    # Later passes show jittered copies: never byte-equal to anything shown before.
+    later = fake.seen[4:]
+    assert not any(np.array_equal(w, s) for w in windows for s in later)
+    assert np.array_equal(later[0], jittered(windows, 1)[0])
+    assert (np.abs(later[0] - windows[0]) <= 1).all()
+    # The per-window figures are the first pass's; the balancedness averages all passes.
+    first = np.mean([metrics[f"gpu_w{k:02d}"] for k in range(3)])
+    assert metrics["gpu_balancedness"] < first - 0.01
+
+
+def test_an_invalid_placement_in_a_timing_pass_names_the_pass() -> None:
+    calls = iter(range(100))
+
+    def answer(weight: np.ndarray) -> object:
+        p2l, log2phy, logcnt = placement(VALID)
+        if next(calls) == 6:  # pass 1 (calls 4 to 6), window 2
+            logcnt[1, 0] = 0
+        return p2l, log2phy, logcnt
+
+    result = evaluate_windows(Recorder(answer), _windows(), SMALL, subtract_transport=False)
+    assert result["valid"] is False
+    assert result["error"].startswith("window 2 (timing pass 1, jittered windows): expert 0")
+
+
+def test_algorithm_time_is_best_pass_median_net_of_best_echo_median() -> None:
+    calls = [[0.030, 0.031, 0.090], [0.029, 0.080, 0.085], [0.028, 0.028, 0.027]]
+    echoes = [[0.002, 0.002, 0.009], [0.003, 0.003, 0.003], [0.004, 0.004, 0.001]]
+    # A loaded pass (the second) does not count: best medians 0.028 and 0.002.
+    assert timing.algorithm_time(calls, echoes) == pytest.approx(0.026)
+    assert timing.algorithm_time([[0.001]], [[0.002]]) == timing.MIN_TIME_S
 
 
 @pytest.mark.skipif(not REAL_TRACE.is_file(), reason=f"no real EPLB trace at {REAL_TRACE} "

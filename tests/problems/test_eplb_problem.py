@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from adrs.cli import main
+from adrs.evaluators.eplb.workload import synthetic_windows
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
+from adrs.evaluation.sandbox import Candidate, Limits
 from adrs.problem import load_problem
 from adrs.program import split
 from adrs.types import EvalResult
@@ -24,6 +25,33 @@ def _evaluate(source: str) -> EvalResult:
                            source=source, limits=Limits(timeout_s=120)))
 
 
+FAULTS = """
+import resource
+
+
+def faults_per_call(weight, calls):
+    rebalance_experts(weight, 288, 8, 4, 32)  # the evaluator's warm-up
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        rebalance_experts(weight, 288, 8, 4, 32)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+"""
+
+
+@pytest.mark.parametrize(("harness", "at_least", "at_most"), [(True, 0, 50), (False, 200, None)])
+def test_the_harness_spares_a_numpy_placement_its_page_faults(harness: bool, at_least: int,
+                                                               at_most: int | None) -> None:
+    # A fresh process gives freed arrays back to the system after every call; the problem's
+    # harness keeps them, as a long-running server would, so timing measures the algorithm.
+    problem = load_problem("eplb")
+    assert problem.spec.harness is not None
+    path = str(problem.root / problem.spec.harness) if harness else None
+    weight = synthetic_windows(0)[0].copy()
+    with Candidate(VECTORIZED.read_text() + FAULTS, Limits(timeout_s=60), path) as candidate:
+        faults = candidate.call("faults_per_call", weight, 5)
+        assert not harness or candidate.call("harness.heap_steady") is True
+    assert isinstance(faults, float) and faults >= at_least
+    assert at_most is None or faults <= at_most
 
 
 def test_the_problem_loads_with_one_evolve_block() -> None:
