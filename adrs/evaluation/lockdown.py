@@ -26,8 +26,13 @@ from __future__ import annotations
 
 import _ctypes
 import os
-import struct
-from collections.abc import Callable, Iterable
+import sys
+
+TYPE_CHECKING = False  # typing and collections cost milliseconds, paid by every evaluation
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    _Call = Callable[..., None]
 
 SYSTEM_PATHS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
                 "/dev", "/proc")
@@ -48,12 +53,10 @@ _SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 _CAPABILITY_VERSION_3 = 0x20080522
 _LAST_CAP = 63
 
-_Call = Callable[..., None]
-
 
 def _mount_attr(attr_set: int, attr_clr: int) -> bytes:
     """struct mount_attr {u64 attr_set, attr_clr, propagation, userns_fd}."""
-    return struct.pack("=4Q", attr_set, attr_clr, 0, 0)
+    return b"".join(value.to_bytes(8, sys.byteorder) for value in (attr_set, attr_clr, 0, 0))
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:
@@ -126,6 +129,6 @@ def _drop_capabilities(call: _Call, libc: int) -> None:
     for cap in range(_LAST_CAP + 1):
         if _ctypes.call_function(drop, (_PR_CAPBSET_DROP, cap, 0, 0, 0)) != 0:
             break  # EINVAL: past the last capability this kernel knows
-    header = struct.pack("=Ii", _CAPABILITY_VERSION_3, 0)
+    header = _CAPABILITY_VERSION_3.to_bytes(4, sys.byteorder) + bytes(4)  # version, pid 0
     call("capset", header, bytes(24))  # effective, permitted, inheritable: all empty
     call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

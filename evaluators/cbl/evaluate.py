@@ -5,7 +5,8 @@ runs. `evaluate_multi` (cbl-multi): score = -(mean over scenarios of the mean co
 Both report `lb_score`, the Leaderboard's 0-100 form, and per-scenario mean costs. A run
 that finishes after its deadline makes the program invalid (costs still reported).
 Accounting of cbl-multi: the faithful one by default; ADRS_CBL_MULTI_ACCOUNTING=reference
-(or the entry point `evaluate_multi_reference`) reproduces the reference simulator.
+(or the entry point `evaluate_multi_reference`) reproduces the reference simulator, which
+never checks the deadline: there late runs are counted (`late_runs`), not rejected.
 """
 
 from __future__ import annotations
@@ -94,12 +95,15 @@ def score_multi(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
     """The cbl-multi result: minus the mean over scenarios of their mean cost."""
     means = group_means(scenarios, outcomes)
     avg = float(np.mean(list(means.values())))
+    late = int(sim.late().sum())
     metrics: dict[str, Any] = {"avg_cost": round(avg, 4), "lb_score": round(lb_score(avg), 3),
-                               "runs": len(outcomes),
+                               "runs": len(outcomes), "late_runs": late,
                                "reference_accounting": sim.reference}
     metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
     feedback = (f"Mean over scenarios ${avg:.2f}; per scenario: "
                 + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".")
+    if sim.reference:  # the reference never checks the deadline: report, do not reject
+        return _result(-avg, metrics, feedback + f" {late} runs finished late.", None)
     return _result(-avg, metrics, feedback, _late_error(scenarios, outcomes, sim))
 
 

@@ -15,9 +15,10 @@ Multi-region scenarios have one trace per region; a policy's region switch takes
 at the next observation. Two accountings: the default bills every tick at the spot price
 of the region where the instance ran and treats a region change as leaving the instance
 (the next launch pays the restart overhead); `reference_accounting` reproduces the
-reference multi-region simulator (the instance moves for free and all spot ticks are
-billed at the price of the region current at the end), under which published figures
-reproduce.
+reference multi-region simulator (the instance moves for free, all spot ticks are
+billed at the price of the region current at the end, and the safety rule keeps spot
+for one more tick whenever spot ran during the last tick, even if it was just preempted),
+under which published figures reproduce.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class Simulation:
         if self.reference:  # the final region sets the price of every spot tick
             self.region[ids[~live]] = regions[~live]
         ids, req, has, last = ids[live], requests[live], obs.has_spot[live], obs.last[live]
-        req, forced = self._safety(ids, req, obs.tick)
+        req, forced = self._safety(ids, req, obs.tick, last)
         target = regions[live]
         if not self.reference:  # leaving the region would abandon the forced instance
             target = np.where(forced, self.region[ids], target)
@@ -230,8 +231,8 @@ class Simulation:
         self.ran_region[ids] = self.region[ids]
         self.region[ids] = target
 
-    def _safety(self, ids: IntArray, req: NDArray[np.int64],
-                k: int) -> tuple[NDArray[np.int64], BoolArray]:
+    def _safety(self, ids: IntArray, req: NDArray[np.int64], k: int,
+                last: NDArray[np.int8]) -> tuple[NDArray[np.int64], BoolArray]:
         """The rule no policy can disable: on-demand once the deadline is one restart away,
         except that a spot instance with no pending overhead may run one more tick.
         Returns the requests as overridden and where the rule applied."""
@@ -240,10 +241,12 @@ class Simulation:
         need = np.ceil((left + self.overhead[ids]) / gap) * gap
         slack = np.floor((self.deadline[ids] - k * gap) / gap) * gap
         force = (left > _EPS_WORK) & (need >= slack)
-        # "Running" spot: not preempted at this tick. (Reading it as "spot ran during the
-        # last tick" gives the same costs, but waits a tick after a preemption and can
-        # then miss the deadline.)
-        running = self.cluster[ids] == SPOT
+        # "Running" spot: not preempted at this tick. The reference reads it as "spot ran
+        # during the last tick", which after a preemption keeps a spot request that then
+        # becomes a wait: a tick lost, and possibly the deadline. Its published
+        # multi-region figures depend on that (3_zones_same_region), so reference
+        # accounting keeps the reference's reading.
+        running = (last == SPOT) if self.reference else (self.cluster[ids] == SPOT)
         keep = force & running & (self.remaining[ids] < _EPS_OVERHEAD)
         return np.where(keep, SPOT, np.where(force, ON_DEMAND, req)), force
 

@@ -11,7 +11,8 @@ as they are; every later pass uses a freshly jittered copy (workload.jittered), 
 candidate cannot answer a repeated input from a cache. Every pass is validated and scored
 alike: the reported balancedness is the mean over all passes, so a candidate that behaves
 differently once it has been called a few times gains nothing. The per-window figures and
-the feedback describe the first pass.
+the feedback describe the first pass. The problem's sandbox harness (harness.py) keeps the
+candidate process's freed memory between calls, as in a long-running server.
 
 The workload is the seeded synthetic trace (workload.py) unless the environment variable
 ADRS_EPLB_TRACE names a real trace file, read by the evaluator process (never the sandbox).

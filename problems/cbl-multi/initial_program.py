@@ -49,9 +49,17 @@ class Strategy:
 
 
 # EVOLVE-BLOCK-START
+# The ADRS starting policy, with its two constants named: the straight progress line runs
+# from 0 at the start to SCHEDULE_SLOPE x the task at the deadline (1.0: the linear schedule;
+# below 1 the policy waits longer for spot and leaves more to the safety rule), and a region
+# without spot sends the job REGION_STEP regions further round the list.
+SCHEDULE_SLOPE = 1.0
+REGION_STEP = 1
+
+
 class RoundRobinProgress(Strategy):
     """Stay on the straight progress line: when behind it, run spot if available, else
-    on-demand; when ahead, run spot if available, else move to the next region and wait."""
+    on-demand; when ahead, run spot if available, else move to another region and wait."""
 
     NAME = "round_robin_progress"
 
@@ -64,11 +72,12 @@ class RoundRobinProgress(Strategy):
         self.last_seen[region] = has_spot
         if self.progress >= self.task_duration:
             return ClusterType.NONE
-        behind = self.progress < env.elapsed_seconds * self.task_duration / self.deadline
+        line = env.elapsed_seconds * self.task_duration / self.deadline
+        behind = self.progress < SCHEDULE_SLOPE * line
         if has_spot:
             return ClusterType.SPOT
         if behind:
             return ClusterType.ON_DEMAND
-        env.switch_region((region + 1) % env.get_num_regions())
+        env.switch_region((region + REGION_STEP) % env.get_num_regions())
         return ClusterType.NONE
 # EVOLVE-BLOCK-END

@@ -3,6 +3,12 @@
 # EVOLVE-BLOCK-START
 import numpy as np
 
+# How many nodes form one placement domain. Expert groups are packed onto domains, then
+# replicas are made and packed onto GPUs inside each domain. 1 (a domain per node) is
+# DeepSeek's hierarchical policy; num_nodes (one domain) is its global policy, which it also
+# falls back to when the groups cannot be split evenly over the domains.
+NODES_PER_DOMAIN = 1
+
 
 def balanced_packing(weight: np.ndarray, num_packs: int) -> tuple[np.ndarray, np.ndarray]:
     """Split each row's items into `num_packs` packs of equal size, balancing pack weights.
@@ -98,11 +104,11 @@ def rebalance_experts(weight: np.ndarray, num_replicas: int, num_groups: int, nu
     """
     weight = np.asarray(weight, dtype=np.float64)
     layers, num_log = weight.shape
-    if num_groups % num_nodes == 0:
-        phy2log, phyrank, logcnt = rebalance_hierarchical(
-            weight, num_replicas, num_groups, num_nodes, num_gpus)
-    else:  # no node structure to exploit: one group, one node
-        phy2log, phyrank, logcnt = rebalance_hierarchical(weight, num_replicas, 1, 1, num_gpus)
+    domains = num_nodes // NODES_PER_DOMAIN
+    if num_nodes % NODES_PER_DOMAIN or num_groups % domains:
+        num_groups = domains = 1  # no domain structure to exploit: one group, one domain
+    phy2log, phyrank, logcnt = rebalance_hierarchical(
+        weight, num_replicas, num_groups, domains, num_gpus)
     max_replicas = num_replicas - num_log + 1
     log2phy = np.full((layers, num_log, max_replicas), -1, dtype=np.int64)
     flat = (np.arange(layers)[:, None] * num_log + phy2log) * max_replicas + phyrank

@@ -68,12 +68,22 @@ def test_leaderboard_multi_region_greedy_under_reference_accounting(multi_traces
 
 def test_adrs_multi_region_initial_program_under_reference_accounting(
         multi_traces: str) -> None:
-    # Our port of the ADRS program (whose exact source we do not have) matches five of
-    # the six published per-scenario means (128.42, 56.58, 64.25, _, 110.18, 47.99).
+    # 3_zones_same_region reproduces only with the reference's reading of the safety rule
+    # (spot kept one more tick after a preemption), which makes four runs finish late:
+    # reference accounting counts them, as the reference would not notice them.
     result = run_multi(LocalPort(load_program(MULTI / "initial_program.py")), multi_traces,
                        reference=True)
-    means = [round(v, 2) for k, v in result["metrics"].items() if k.startswith("cost[")]
-    assert [means[i] for i in (0, 1, 2, 4, 5)] == [128.42, 56.58, 64.25, 110.18, 47.99]
+    m = result["metrics"]
+    assert round(m["avg_cost"], 2) == 88.38 and round(m["lb_score"], 2) == 58.40
+    assert round(-result["score"], 2) == 88.38 and m["late_runs"] == 4
+    assert [round(v, 2) for k, v in m.items() if k.startswith("cost[")] == \
+        [128.42, 56.58, 64.25, 122.84, 110.18, 47.99]
+
+
+def test_faithful_accounting_keeps_the_initial_program_on_time(multi_traces: str) -> None:
+    result = run_multi(LocalPort(load_program(MULTI / "initial_program.py")), multi_traces,
+                       reference=False)
+    assert "score" in result and result["metrics"]["late_runs"] == 0
 
 
 def test_scores_and_lb_form() -> None:

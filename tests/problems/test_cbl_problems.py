@@ -85,6 +85,18 @@ def test_multi_region_initial_program_in_the_sandbox() -> None:
     assert len([k for k in metrics if k.startswith("cost[")]) == 6
 
 
+def test_multi_region_initial_program_has_constants_worth_evolving() -> None:
+    # The offline mutator perturbs numeric literals: the named schedule slope must be one
+    # that moves the cost (a flatter line waits longer for spot on these traces).
+    source = program("cbl-multi", "initial_program.py")
+    assert "SCHEDULE_SLOPE = 1.0" in source
+    base = evaluate("cbl-multi", source)
+    flatter = evaluate("cbl-multi", source.replace("SCHEDULE_SLOPE = 1.0", "SCHEDULE_SLOPE = 0.9"))
+    assert base["valid"] and flatter["valid"], (base["error"], flatter["error"])
+    assert isinstance(base["score"], float) and isinstance(flatter["score"], float)
+    assert flatter["score"] > base["score"] + 1.0
+
+
 def test_a_policy_cannot_see_the_future() -> None:
     head = program("cbl", "initial_program.py").partition("# EVOLVE-BLOCK-START")[0]
     result = evaluate("cbl", head + PEEKER)

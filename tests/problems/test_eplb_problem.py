@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from adrs.cli import main
-from adrs.evaluators.eplb.workload import synthetic_windows
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.evaluation.sandbox import Candidate, Limits
+from adrs.evaluators.eplb.balance import measure
+from adrs.evaluators.eplb.placement import Instance, check
+from adrs.evaluators.eplb.workload import synthetic_windows
 from adrs.problem import load_problem
 from adrs.program import split
 from adrs.types import EvalResult
@@ -22,7 +24,8 @@ VECTORIZED = HERE / "eplb_vectorized_program.py"
 def _evaluate(source: str) -> EvalResult:
     problem = load_problem("eplb")
     return run_job(EvalJob(problem_root=str(problem.root), evaluator=problem.spec.evaluator,
-                           source=source, limits=Limits(timeout_s=120)))
+                           source=source, limits=Limits(timeout_s=120),
+                           harness=problem.spec.harness))
 
 
 FAULTS = """
@@ -110,3 +113,33 @@ def test_a_double_booked_slot_in_log2phy_is_rejected() -> None:
     result = _evaluate(source)
     assert result.valid is False and result.error is not None
     assert "listed in log2phy 2 times" in result.error
+
+
+def _initial_module(nodes_per_domain: int) -> dict[str, object]:
+    source = load_problem("eplb").initial_code
+    assert "\nNODES_PER_DOMAIN = 1\n" in source
+    namespace: dict[str, object] = {}
+    exec(source.replace("\nNODES_PER_DOMAIN = 1\n", f"\nNODES_PER_DOMAIN = {nodes_per_domain}\n"),
+         namespace)
+    return namespace
+
+
+def _next_window_gpu_balance(nodes_per_domain: int, windows: int = 3) -> float:
+    loads = synthetic_windows(0)
+    inst = Instance(layers=loads.shape[1], experts=loads.shape[2])
+    rebalance = _initial_module(nodes_per_domain)["rebalance_experts"]
+    assert callable(rebalance)
+    balances = []
+    for k in range(windows):
+        placement = check(rebalance(loads[k], 288, 8, 4, 32), inst)
+        balances.append(measure(loads[k + 1], placement.phy2log, placement.logcnt, 32).gpu)
+    return sum(balances) / windows
+
+
+def test_the_initial_programs_placement_domains_are_a_real_choice() -> None:
+    # 1 is DeepSeek's hierarchical policy (the default); 2 merges node pairs; 3 does not
+    # divide 4 nodes, so DeepSeek's global policy applies; 4 is one domain too.
+    hierarchical, pairs, fallback, one = (_next_window_gpu_balance(n) for n in (1, 2, 3, 4))
+    assert 0.68 < hierarchical < 0.76
+    assert pairs > hierarchical + 0.05 and one > pairs
+    assert fallback == pytest.approx(one, abs=0.005)  # one domain either way
