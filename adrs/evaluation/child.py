@@ -52,6 +52,8 @@ LINE_CHARS = 300
 MESSAGE_CHARS = 2000
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"
 LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # "1": make the filesystem read-only, drop capabilities
+MAX_TASKS_VAR = "ADRS_MAX_TASKS"  # processes and threads the sandbox may have
+_PROBE_UNBOUNDED = 3  # probe exit status: lockdown works, but no bound on processes
 LOCKDOWN_PROBE = "--lockdown-probe"
 PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
               "numeric numpy arrays")
@@ -286,32 +288,38 @@ def serve(req_fd: int, rep_fd: int) -> None:
         write_frame(rep_fd, encode_reply(handle(request)))
 
 
-def _lock_down(workdir: str, harness_path: str | None) -> dict[str, object] | None:
-    """Apply lockdown.py; the error reply if it fails (the sandbox must not run then).
+def _lock_down(workdir: str, harness_path: str | None,
+               max_tasks: int) -> dict[str, object] | bool:
+    """Apply lockdown.py: whether processes are bounded, or the error reply if it failed
+    (the sandbox must not run then).
 
     What stays visible: the interpreter's prefixes, its site-packages, and the harness.
     """
     visible = [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
                *([harness_path] if harness_path else [])]
     try:
-        _load_sibling("lockdown").lock_down(workdir, visible)
+        return bool(_load_sibling("lockdown").lock_down(workdir, visible, max_tasks))
     except Exception as exc:
         return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
                             "this is a fault of the machine, not of the program")
-    return None
 
 
 def main(argv: list[str]) -> int:
     if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
-        return 0 if _lock_down(argv[2], None) is None else 1
+        outcome = _lock_down(argv[2], None, 64)
+        return 1 if isinstance(outcome, dict) else 0 if outcome else _PROBE_UNBOUNDED
     req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
     harness_path = argv[4] if len(argv) > 4 else None
     if os.getpid() == 1:
         _become_init(req_fd, rep_fd)
     if os.environ.get(LOCKDOWN_VAR) == "1":
-        failure = _lock_down(os.path.dirname(os.path.abspath(candidate_path)), harness_path)
-        if failure is not None:
-            write_frame(rep_fd, encode_reply(failure))
+        # Symlinks on the way (a TMPDIR that is one) do not exist in the new root.
+        candidate_path = os.path.realpath(candidate_path)
+        harness_path = harness_path and os.path.realpath(harness_path)
+        outcome = _lock_down(os.path.dirname(candidate_path), harness_path,
+                             int(os.environ.get(MAX_TASKS_VAR, "0")))
+        if isinstance(outcome, dict):
+            write_frame(rep_fd, encode_reply(outcome))
             return 1
     add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))
     install_exit_builtins()

@@ -40,6 +40,8 @@ _SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py")  # loaded by path in 
 PYTHON_FLAGS = ("-S", "-P")
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"  # read by child.py
 LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # read by child.py
+MAX_TASKS_VAR = "ADRS_MAX_TASKS"  # read by child.py
+_PROBE_UNBOUNDED = 3  # child.py's probe status: locked down, processes not bounded
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
 _NS_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
@@ -56,7 +58,9 @@ class Limits:
     (RLIMIT_CPU, per process) defaults to ceil(timeout_s) + 1; memory_mb is RLIMIT_AS;
     output_bytes caps each of stdout, stderr and any file the candidate writes;
     max_processes is enforced inside a user namespace when not running as root (elsewhere
-    the kernel would count all of the user's processes); network=False: no network.
+    the kernel would count all of the user's processes); where the kernel namespaces pid_max
+    (Linux >= 6.14) the sandbox's processes and threads are also bounded by
+    max(max_processes, 299), root or not; network=False: no network.
     """
 
     timeout_s: float = 30.0
@@ -119,17 +123,26 @@ def _precompile() -> None:
 
 
 @functools.cache
-def _lockdown_works(prefix: tuple[str, ...]) -> bool:
-    """Whether lockdown.py succeeds inside the namespaces of `prefix`, probed once."""
+def _lockdown_probe(prefix: tuple[str, ...]) -> int:
+    """child.py's lockdown probe inside the namespaces of `prefix`, run once: 0 locked down
+    with processes bounded, _PROBE_UNBOUNDED locked down only, anything else not at all."""
     if "--user" not in prefix:  # capabilities to drop exist only in our own user namespace
-        return False
+        return 1
     with tempfile.TemporaryDirectory(prefix="adrs-probe-") as workdir, \
             contextlib.suppress(OSError, subprocess.SubprocessError):
-        probe = subprocess.run(
+        return subprocess.run(
             [*prefix, sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, "--lockdown-probe", workdir],
-            timeout=10, stdin=subprocess.DEVNULL, capture_output=True, env={})
-        return probe.returncode == 0
-    return False
+            timeout=10, stdin=subprocess.DEVNULL, capture_output=True, env={}).returncode
+    return 1
+
+
+def _lockdown_works(prefix: tuple[str, ...]) -> bool:
+    return _lockdown_probe(prefix) in (0, _PROBE_UNBOUNDED)
+
+
+def _tasks_bounded(prefix: tuple[str, ...]) -> bool:
+    """Whether the sandbox's pid namespace gets a pid_max (see lockdown.py)."""
+    return _lockdown_probe(prefix) == 0
 
 
 def _rlimits(limits: Limits, count_processes: bool) -> dict[int, int]:
@@ -173,13 +186,16 @@ def _site_dirs() -> str:
     return os.pathsep.join(site.getsitepackages())
 
 
-def environment(workdir: str, lockdown: bool = False) -> dict[str, str]:
-    """The child's whole environment: a whitelist, never the parent's other variables."""
+def environment(workdir: str, lockdown: bool = False, max_tasks: int = 0) -> dict[str, str]:
+    """The child's whole environment: a whitelist, never the parent's other variables.
+
+    The ADRS_* variables tell child.py what to set up (they carry no secret)."""
     env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": workdir, "TMPDIR": workdir,
            "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1", SITE_DIRS_VAR: _site_dirs()}
     if lockdown:
         env[LOCKDOWN_VAR] = "1"
+        env[MAX_TASKS_VAR] = str(max_tasks)
     if "LC_ALL" in os.environ:
         env["LC_ALL"] = os.environ["LC_ALL"]
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
@@ -200,6 +216,7 @@ def protections(network: bool = False) -> dict[str, bool]:
         "private_proc": bool(prefix),
         "network_namespace": bool(prefix) and not network,
         "process_count_limit": bool(prefix) and prlimit and os.geteuid() != 0,
+        "fork_bomb_bound": _tasks_bounded(prefix),  # pid_max: at most max(max_processes, 299)
         "read_only_filesystem": lockdown,
         "private_filesystem": lockdown,  # only system dirs, the interpreter and the workdir
         "no_capabilities": lockdown,

@@ -12,7 +12,10 @@ gets a new root directory holding only what a Python program needs, read-only:
 - its working directory, the one writable place.
 
 Everything else (/home, /root, /tmp, /work, /srv, /opt, /mnt, /var, /run ...) does not
-exist there. Then the process chroots into it and drops every capability for good
+exist there. The sandbox's pid namespace gets a pid_max (namespaced since Linux 6.14; at
+least 301), which bounds its processes and threads even where RLIMIT_NPROC does not apply
+(as root): a fork bomb stops at 300 tasks.
+Then the process chroots into it and drops every capability for good
 (bounding set, securebits, capset, no_new_privs), so it can neither undo the mounts nor
 leave the chroot.
 
@@ -101,8 +104,12 @@ def _build_root(call: _Call, workdir: str, visible: Iterable[str]) -> str:
     return root
 
 
-def lock_down(workdir: str, visible: Iterable[str] = ()) -> None:
-    """Chroot into a read-only minimal root and drop every capability (see above)."""
+def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0) -> bool:
+    """Chroot into a read-only minimal root and drop every capability (see above).
+
+    With `max_tasks`, also bound the pid namespace to that many processes and threads;
+    returns whether that bound could be set (the kernel may not namespace pid_max).
+    """
     number = _SYS_MOUNT_SETATTR.get(os.uname().machine)
     if number is None:
         raise OSError(f"mount_setattr is not known on {os.uname().machine}")
@@ -113,6 +120,7 @@ def lock_down(workdir: str, visible: Iterable[str] = ()) -> None:
             raise OSError(f"{name}{args[:2]} failed")
 
     workdir = os.path.realpath(workdir)
+    bounded = max_tasks > 0 and _bound_tasks(max_tasks)
     root = _build_root(call, workdir, visible)
     attr = _mount_attr(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0)
     call("syscall", number, _AT_FDCWD, os.fsencode(root), _AT_RECURSIVE, attr, len(attr))
@@ -121,6 +129,34 @@ def lock_down(workdir: str, visible: Iterable[str] = ()) -> None:
     call("chroot", os.fsencode(root))
     os.chdir(workdir)
     _drop_capabilities(call, libc)
+    return bounded
+
+
+_MIN_PID_MAX = 301  # the kernel refuses less (RESERVED_PIDS + 1)
+_PID_MAX_NAMESPACED = (6, 14)
+
+
+def _kernel_version() -> tuple[int, int]:
+    major, _, rest = os.uname().release.partition(".")
+    minor = "".join(c for c in rest.partition(".")[0] if c.isdigit())
+    return (int(major), int(minor or 0)) if major.isdigit() else (0, 0)
+
+
+def _bound_tasks(max_tasks: int) -> bool:
+    """pid_max of our pid namespace: pids 1 .. max_tasks + 1 (init and the candidate's),
+    or the kernel's minimum.
+
+    Only where pid_max is per pid namespace: on an older kernel, root of a user namespace
+    that maps to real root might be able to write the machine's own pid_max.
+    """
+    if _kernel_version() < _PID_MAX_NAMESPACED:
+        return False
+    try:
+        with open("/proc/sys/kernel/pid_max", "w") as f:
+            f.write(str(max(max_tasks + 2, _MIN_PID_MAX)))
+    except OSError:  # not namespaced here (Linux < 6.14): it is the whole machine's
+        return False
+    return True
 
 
 def _drop_capabilities(call: _Call, libc: int) -> None:

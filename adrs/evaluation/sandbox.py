@@ -186,7 +186,7 @@ class Candidate:
                 self._proc = subprocess.Popen(
                     plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     pass_fds=(req_r, rep_w), cwd=self.workdir,
-                    env=environment(self.workdir, plan.lockdown),
+                    env=environment(self.workdir, plan.lockdown, self.limits.max_processes),
                     start_new_session=True, preexec_fn=plan.preexec)
         finally:
             os.close(req_r)

@@ -105,10 +105,11 @@ def rebalance_experts(weight: np.ndarray, num_replicas: int, num_groups: int, nu
     weight = np.asarray(weight, dtype=np.float64)
     layers, num_log = weight.shape
     domains = num_nodes // NODES_PER_DOMAIN
-    if num_nodes % NODES_PER_DOMAIN or num_groups % domains:
-        num_groups = domains = 1  # no domain structure to exploit: one group, one domain
-    phy2log, phyrank, logcnt = rebalance_hierarchical(
-        weight, num_replicas, num_groups, domains, num_gpus)
+    if num_nodes % NODES_PER_DOMAIN == 0 and num_groups % domains == 0:
+        phy2log, phyrank, logcnt = rebalance_hierarchical(
+            weight, num_replicas, num_groups, domains, num_gpus)
+    else:  # no domain structure to exploit: one group, one domain
+        phy2log, phyrank, logcnt = rebalance_hierarchical(weight, num_replicas, 1, 1, num_gpus)
     max_replicas = num_replicas - num_log + 1
     log2phy = np.full((layers, num_log, max_replicas), -1, dtype=np.int64)
     flat = (np.arange(layers)[:, None] * num_log + phy2log) * max_replicas + phyrank

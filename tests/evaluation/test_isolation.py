@@ -44,7 +44,7 @@ def seen() -> dict[str, object]:
 def test_rlimits_and_environment_whitelist(seen: dict[str, object]) -> None:
     assert PROTECTIONS["rlimits"] and seen["as_limit"] == 700 << 20
     assert PROTECTIONS["environment_whitelist"]
-    assert seen["env"] == sorted(environment("/x", PROTECTIONS["read_only_filesystem"]))
+    assert seen["env"] == sorted(environment("/x", PROTECTIONS["read_only_filesystem"], 64))
 
 
 def test_namespaces_are_as_reported(seen: dict[str, object]) -> None:

@@ -282,9 +282,9 @@ def f(n):
         marker = candidate.workdir
         try:
             assert candidate.call("f", 200) == 200
+            assert processes_mentioning(marker)
         except CandidateFault as fault:  # the process-count limit, where it applies
             assert PROTECTIONS["process_count_limit"], str(fault)
-        assert processes_mentioning(marker)
     assert wait_until_gone(marker) == []
 
 
