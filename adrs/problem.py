@@ -8,6 +8,7 @@ name of a problem an installed package registers in the entry-point group `adrs.
 from __future__ import annotations
 
 import importlib.resources
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -74,13 +75,20 @@ def discover() -> dict[str, Path]:
 
 
 def locate(ref: str) -> Path:
-    """Turn a problem name or folder path into the folder's path."""
+    """Turn a problem name or folder path into the folder's path.
+
+    A bare name (no path separator) means a known problem first, so an unrelated folder
+    that happens to share the name in the working directory does not shadow it.
+    """
     path = Path(ref).expanduser()
-    if path.is_dir():
+    looks_like_path = os.sep in ref or ref.startswith(".")
+    if path.is_dir() and (looks_like_path or (path / "problem.yaml").is_file()):
         return path.resolve()
     known = discover()
     if ref in known:
         return known[ref]
+    if path.is_dir():
+        return path.resolve()
     raise UserError(f"no problem named '{ref}' and no such folder: run 'adrs problems list' "
                     f"(known: {', '.join(sorted(known))})")
 

@@ -43,3 +43,11 @@ def test_defects_are_one_clear_error(toy_root: Path, tmp_path: Path, edit: objec
 def test_unknown_name_lists_known_problems() -> None:
     with pytest.raises(UserError, match=r"known: .*toy"):
         locate("nope")
+
+
+def test_a_bare_name_prefers_the_known_problem_over_a_stray_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "toy").mkdir()  # e.g. unpacked data that happens to share the name
+    monkeypatch.chdir(tmp_path)
+    assert locate("toy") == load_problem("toy").root != (tmp_path / "toy").resolve()
+    assert locate("./toy") == (tmp_path / "toy").resolve()
