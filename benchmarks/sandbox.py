@@ -6,7 +6,9 @@ it down, load the program, one call, kill and clean up) and of the backend aroun
 
 Usage (Ray needs the loopback-only wrapper here):
     ../shared/bin/offline python benchmarks/sandbox.py [--evaluations 60] [--no-ray]
-Prints milliseconds per evaluation done in this process, then evaluations per second
+Prints milliseconds per evaluation done in this process, through the Popen path (an
+interpreter started per sandbox) and through the active one (the zygote where it works,
+see adrs/evaluation/zygote.py), then evaluations per second
 through the local backend and through Ray with 1 and 2 workers, and the 1 -> 2 scaling.
 """
 
@@ -23,6 +25,7 @@ from adrs.evaluation.backends import EvalBackend, LocalBackend
 from adrs.evaluation.isolation import protections
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.evaluation.sandbox import Limits
+from adrs.evaluation.zygote import ZYGOTE_CLIENT
 
 EVALUATOR = "def evaluate(candidate):\n    return {'score': float(candidate.call('f', 1))}\n"
 CANDIDATE = "def f(x):\n    return x + 1\n"
@@ -45,6 +48,14 @@ def in_process_ms(job: EvalJob, n: int) -> list[float]:
         times.append((time.perf_counter() - started) * 1000)
         assert result.valid and result.score == 2.0, result
     return times
+
+
+def print_overhead(path: str, times: list[float]) -> None:
+    median = statistics.median(times)
+    print(f"sandbox overhead in this process, {path}: median {median:.1f} ms, "
+          f"min {min(times):.1f} ms, p90 {statistics.quantiles(times, n=10)[-1]:.1f} ms per "
+          f"evaluation (target <= {TARGET_MS:.0f} ms: "
+          f"{'met' if median <= TARGET_MS else 'NOT met'})")
 
 
 def throughput(make: Callable[[int], EvalBackend], workers: int, job: EvalJob,
@@ -79,11 +90,10 @@ def main() -> None:
     print(f"protections: {', '.join(active)}")
     with tempfile.TemporaryDirectory() as tmp:
         job = make_job(Path(tmp))
-        times = in_process_ms(job, args.evaluations)
-        median = statistics.median(times)
-        print(f"sandbox overhead in this process: median {median:.1f} ms, min {min(times):.1f} "
-              f"ms, p90 {statistics.quantiles(times, n=10)[-1]:.1f} ms per evaluation "
-              f"(target <= {TARGET_MS:.0f} ms: {'met' if median <= TARGET_MS else 'NOT met'})")
+        ZYGOTE_CLIENT.enabled = False
+        print_overhead("Popen path (fallback)", in_process_ms(job, args.evaluations))
+        ZYGOTE_CLIENT.enabled = True
+        print_overhead("active path", in_process_ms(job, args.evaluations))
         report("local", LocalBackend, job, args.evaluations)
         if not args.no_ray:
             import ray

@@ -298,7 +298,9 @@ def _lock_down(workdir: str, harness_path: str | None,
     visible = [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
                *([harness_path] if harness_path else [])]
     try:
-        return bool(_load_sibling("lockdown").lock_down(workdir, visible, max_tasks))
+        # Preloaded in a zygote's forks (forkserver.py); loaded here on the Popen path.
+        lockdown = sys.modules.get("_adrs_sandbox_lockdown") or _load_sibling("lockdown")
+        return bool(lockdown.lock_down(workdir, visible, max_tasks))
     except Exception as exc:
         return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
                             "this is a fault of the machine, not of the program")

@@ -13,6 +13,9 @@ Protections, each used when this machine allows it (`protections()` says which):
   files, the run store or home directories, even though it is root of its namespace;
 - a whitelisted environment: nothing of the parent's (API keys ...) leaks in.
 The namespace set-up is probed once per process and dropped if this machine refuses it.
+Where every one of these works, the child is forked by a zygote (zygote.py), which sets
+up the same namespaces, limits and lockdown without starting an interpreter; the command
+built here is then the fallback.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from adrs.evaluation.zygote import ZYGOTE_CLIENT
+
 CHILD_SCRIPT = str(Path(__file__).with_name("boot.py"))  # starts child.py (see boot.py)
-_SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py")  # loaded by path in the sandbox
+# Loaded by path in the sandbox (by boot.py, or once by the zygote, forkserver.py).
+_SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py")
 # -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
 # the start-up; the child adds site-packages itself. -P: the script's directory is not
 # importable. Not -E/-I: the environment is a whitelist built here, and PYTHONHASHSEED in
@@ -92,6 +98,9 @@ class LaunchPlan:
     preexec: Callable[[], None] | None
     namespaced: bool  # True: the child is pid 1 of its own pid namespace
     lockdown: bool = False  # True: the child makes the filesystem read-only (lockdown.py)
+    # Set where a zygote may fork the child instead (user namespace and lockdown work
+    # here): the rlimits it sets inside the namespaces, as (resource, value) pairs.
+    fork_rlimits: tuple[tuple[int, int], ...] | None = None
 
 
 @functools.cache
@@ -173,11 +182,15 @@ def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
     count = bool(prefix) and prlimit is not None and os.geteuid() != 0
     values = _rlimits(limits, count)
     lockdown = _lockdown_works(tuple(prefix))
+    fork_rlimits = None
+    if "--user" in prefix and lockdown:  # the zygote's children count their own processes
+        fork_rlimits = tuple(_rlimits(limits, os.geteuid() != 0).items())
     if prlimit is None:
         return LaunchPlan(prefix + argv, functools.partial(_set_rlimits, values), bool(prefix),
-                          lockdown)
+                          lockdown, fork_rlimits)
     flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
-    return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix), lockdown)
+    return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix), lockdown,
+                      fork_rlimits)
 
 
 @functools.cache
@@ -205,9 +218,11 @@ def environment(workdir: str, lockdown: bool = False, max_tasks: int = 0) -> dic
 def protections(network: bool = False) -> dict[str, bool]:
     """Which protections a sandbox started now would have (for `adrs doctor`)."""
     prefix = _namespace_prefix(shutil.which("unshare"), network)
-    prlimit = shutil.which("prlimit") is not None
     lockdown = _lockdown_works(prefix)
+    zygote = "--user" in prefix and lockdown and _zygote_works()
+    prlimit = shutil.which("prlimit") is not None and not zygote
     return {
+        "forked_by_zygote": zygote,  # the fast path: same protections, no interpreter start
         "rlimits": True,
         "rlimits_set_by_prlimit": prlimit,
         "environment_whitelist": True,
@@ -215,10 +230,14 @@ def protections(network: bool = False) -> dict[str, bool]:
         "pid_namespace": bool(prefix),
         "private_proc": bool(prefix),
         "network_namespace": bool(prefix) and not network,
-        "process_count_limit": bool(prefix) and prlimit and os.geteuid() != 0,
+        "process_count_limit": bool(prefix) and (prlimit or zygote) and os.geteuid() != 0,
         "fork_bomb_bound": _tasks_bounded(prefix),  # pid_max: at most max(max_processes, 299)
         "read_only_filesystem": lockdown,
         "private_filesystem": lockdown,  # only system dirs, the interpreter and the workdir
         "no_capabilities": lockdown,
         "runs_as_non_root": os.geteuid() != 0,
     }
+
+
+def _zygote_works() -> bool:
+    return ZYGOTE_CLIENT.available(environment("/"))

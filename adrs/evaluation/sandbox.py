@@ -38,6 +38,7 @@ from adrs.evaluation.isolation import (
     launch_plan,
     protections,
 )
+from adrs.evaluation.zygote import ZYGOTE_CLIENT, ForkedSandbox
 
 __all__ = ["Candidate", "CandidateFault", "Limits", "protections"]
 
@@ -137,7 +138,7 @@ class Candidate:
         self.harness = None if harness is None else os.path.abspath(harness)
         self.fault: CandidateFault | None = None
         self.workdir: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | ForkedSandbox | None = None
         self._req = self._rep = -1
         self._req_poll, self._rep_poll = select.poll(), select.poll()
         self._deadline = math.inf
@@ -180,14 +181,21 @@ class Candidate:
         for fd in (self._req, self._rep):  # fewer, larger reads and writes of big data
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        env = environment(self.workdir, plan.lockdown, self.limits.max_processes)
         try:
             with open(self._stream_path("stdout"), "wb") as out, \
                     open(self._stream_path("stderr"), "wb") as err:
-                self._proc = subprocess.Popen(
-                    plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    pass_fds=(req_r, rep_w), cwd=self.workdir,
-                    env=environment(self.workdir, plan.lockdown, self.limits.max_processes),
-                    start_new_session=True, preexec_fn=plan.preexec)
+                if plan.fork_rlimits is not None:  # the fast path, where it is available
+                    self._proc = ZYGOTE_CLIENT.spawn(environment("/"), {
+                        "env": env, "cwd": self.workdir, "candidate": candidate_path,
+                        "harness": self.harness, "network": self.limits.network,
+                        "rlimits": [list(pair) for pair in plan.fork_rlimits]},
+                        [out.fileno(), err.fileno(), req_r, rep_w])
+                if self._proc is None:
+                    self._proc = subprocess.Popen(
+                        plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                        pass_fds=(req_r, rep_w), cwd=self.workdir, env=env,
+                        start_new_session=True, preexec_fn=plan.preexec)
         finally:
             os.close(req_r)
             os.close(rep_w)
@@ -222,10 +230,12 @@ class Candidate:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return
-        # The group holds the sandbox's processes; the pid itself in case it left it.
-        for kill, target in ((os.killpg, proc.pid), (os.kill, proc.pid)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(target, signal.SIGKILL)
+        if isinstance(proc, ForkedSandbox):
+            proc.kill()  # by pidfd; its init, and with it the pid namespace, dies too
+        else:  # the group holds the sandbox's processes; the pid in case it left it
+            for kill, target in ((os.killpg, proc.pid), (os.kill, proc.pid)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(target, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
 

@@ -36,15 +36,18 @@ def fault_of(source: str, name: str = "f", *args: object, limits: Limits = FAST,
 
 
 def processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text` (zombies have none)."""
+    """Live processes whose command line or working directory contains `text` (zombies
+    have neither). Sandboxes forked by the zygote have its command line: their working
+    directory (the workdir, or the same path inside the sandbox's root) gives them away."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmdline = Path("/proc", entry, "cmdline").read_bytes()
+                cwd = os.readlink(Path("/proc", entry, "cwd")) if cmdline else ""
             except OSError:
                 continue
-            if text.encode() in cmdline:
+            if text.encode() in cmdline or text in cwd:
                 found.append(int(entry))
     return found
 

@@ -1,0 +1,278 @@
+"""The zygote: a started interpreter that forks sandboxes on request (see zygote.py).
+
+Run by zygote.py as `python -S -P forkserver.py SOCKET_FD`, with the sandbox's whitelisted
+environment, no other descriptor than its control socket and nothing of the trusted side
+imported: it holds child.py, codec.py and lockdown.py (stdlib only), loaded once. Each
+request forks a process that sets up what `unshare --user --map-root-user --net --pid
+--fork --kill-child --mount-proc` and `prlimit` set up on the Popen path, then runs
+child.py's main as pid 1 of its own namespaces. So a sandbox costs a fork instead of an
+interpreter start, and gets the same protections.
+
+Control protocol (one SOCK_SEQPACKET socket, codec-encoded messages):
+- the zygote first sends {"ready": bool}: whether it could set up the namespaces once;
+- request {"env", "cwd", "candidate", "harness", "rlimits", "network"} with five
+  descriptors (stdout, stderr, request pipe, reply pipe, status pipe); reply {"pid": int}
+  with a pidfd of the sandbox process, or {"error": str};
+- when the sandbox process ends, its exit status (4 bytes, as `Popen.returncode`) is
+  written to its status pipe, which is then closed.
+The zygote exits when the control socket reaches end of file.
+"""
+
+from __future__ import annotations
+
+import _ctypes
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+from importlib.machinery import SourceFileLoader
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_CLONE_NEWNET = 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+_PR_SET_PDEATHSIG = 1
+_REQ_FD, _REP_FD = 3, 4  # where the sandbox finds its pipes (child.py's argv)
+_FIRST_FREE_FD = 5
+_MAX_MESSAGE = 1 << 20
+_STATUS_BYTES = 4
+
+
+def _load(name: str) -> ModuleType:
+    """A sandbox module next to this file, from its cached bytecode (as boot.py does)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    module = type(sys)(f"_adrs_sandbox_{name}")
+    module.__file__ = path
+    sys.modules[module.__name__] = module
+    SourceFileLoader(module.__name__, path).exec_module(module)
+    return module
+
+
+child = _load("child")
+_load("lockdown")  # child.py finds it in sys.modules: no load per sandbox
+codec = child.codec
+_LIBC = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
+
+
+def _libc(name: str, *args: object) -> None:
+    if _ctypes.call_function(_ctypes.dlsym(_LIBC, name), args) != 0:
+        raise OSError(f"{name}{args[:2]} failed")
+
+
+# ------------------------------------------------------------------------ in the sandbox
+def _enter_namespaces(network: bool) -> None:
+    """unshare --user --map-root-user [--net] --pid --mount, in this process."""
+    uid, gid = os.geteuid(), os.getegid()
+    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | (0 if network else _CLONE_NEWNET)
+    _libc("unshare", flags)
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+
+
+def _mount_proc() -> None:
+    """--mount-proc: a private mount tree, and a /proc of the new pid namespace."""
+    _libc("mount", b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
+    _libc("mount", b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+
+
+def _die_with(parent_alive_fd: int) -> None:
+    """--kill-child: this process is killed when its parent dies (checked for the race)."""
+    _libc("prctl", _PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    poller = select.poll()
+    poller.register(parent_alive_fd, select.POLLIN)
+    if poller.poll(0):  # end of file: the parent died before PDEATHSIG was set
+        os._exit(1)
+    os.close(parent_alive_fd)
+
+
+def _place_fds(fds: list[int]) -> None:
+    """stdin /dev/null, stdout, stderr, the two pipes at 3 and 4; nothing else open."""
+    high = [os.dup(fd) if fd >= _FIRST_FREE_FD else _dup_high(fd) for fd in fds[:4]]
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for target, fd in zip((1, 2, _REQ_FD, _REP_FD), high, strict=True):
+        os.dup2(fd, target)  # dup2 clears close-on-exec: as Popen's pass_fds would
+    os.closerange(_FIRST_FREE_FD, os.sysconf("SC_OPEN_MAX"))
+
+
+def _dup_high(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD, _FIRST_FREE_FD)
+
+
+def _sandbox(request: dict[str, object], fds: list[int]) -> int:
+    """The forked sandbox process (what unshare was): returns the exit status."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _place_fds(fds)
+    env = request["env"]
+    assert isinstance(env, dict)
+    os.environ.clear()
+    os.environ.update(env)
+    cwd = request["cwd"]
+    assert isinstance(cwd, str)
+    os.chdir(cwd)
+    _enter_namespaces(bool(request["network"]))
+    alive_r, alive_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_w)
+        _die_with(alive_r)
+        return _sandbox_init(request)
+    os.close(alive_r)
+    for fd in range(_FIRST_FREE_FD):
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _sandbox_init(request: dict[str, object]) -> int:
+    """Pid 1 of the new namespaces: /proc, limits, then child.py (which forks the worker)."""
+    _mount_proc()
+    rlimits = request["rlimits"]
+    assert isinstance(rlimits, list)
+    for key, value in rlimits:
+        resource.setrlimit(key, (value, value))
+    harness = request["harness"]
+    argv = ["child.py", str(_REQ_FD), str(_REP_FD), str(request["candidate"]),
+            *([harness] if isinstance(harness, str) else [])]
+    try:
+        return int(child.main(argv))
+    finally:
+        child._flush_output()
+
+
+def _run_sandbox(request: dict[str, object], fds: list[int]) -> None:
+    """Never returns: the sandbox's exit status, or 127 if setting it up failed."""
+    code = 127
+    try:
+        code = _sandbox(request, fds)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # report on the sandbox's stderr; the status says it
+        try:  # noqa: SIM105
+            os.write(2, f"the sandbox could not start: {exc!r}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
+# ---------------------------------------------------------------------------- the zygote
+def _probe() -> bool:
+    """Whether namespaces and /proc can be set up here (once, at start)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _enter_namespaces(False)
+            inner = os.fork()
+            if inner == 0:
+                try:
+                    _mount_proc()
+                    os._exit(0)
+                finally:
+                    os._exit(1)
+            code = os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1])
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.status_fds: dict[int, int] = {}
+
+    def spawn(self, message: bytes, fds: list[int]) -> None:
+        try:
+            request = codec.decode(message)
+            if not isinstance(request, dict) or len(fds) != 5:
+                raise ValueError("malformed request")
+        except Exception as exc:
+            self._close(fds)
+            self.sock.send(codec.encode({"error": str(exc)}))
+            return
+        pid = os.fork()
+        if pid == 0:
+            self.sock.detach()  # closed below; the object must not close a reused number
+            _run_sandbox(request, fds)
+        self.status_fds[pid] = fds[4]  # before any reaping: this loop is the only reaper
+        self._close(fds[:4])
+        pidfd = os.pidfd_open(pid)
+        try:
+            socket.send_fds(self.sock, [codec.encode({"pid": pid})], [pidfd])
+        finally:
+            os.close(pidfd)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            fd = self.status_fds.pop(pid, None)
+            if fd is not None:
+                code = os.waitstatus_to_exitcode(status)
+                try:  # noqa: SIM105
+                    os.write(fd, code.to_bytes(_STATUS_BYTES, sys.byteorder, signed=True))
+                except OSError:  # the trusted side stopped listening
+                    pass
+                os.close(fd)
+
+    @staticmethod
+    def _close(fds: list[int]) -> None:
+        for fd in fds:
+            os.close(fd)
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == wake_r:
+                    while True:
+                        try:
+                            if not os.read(wake_r, 512):
+                                break
+                        except BlockingIOError:
+                            break
+                    self.reap()
+                    continue
+                message, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
+                if not message:
+                    return
+                self.spawn(message, fds)
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[1]))
+    try:
+        ready = _probe()
+    except OSError:
+        ready = False
+    sock.send(codec.encode({"ready": ready}))
+    if ready:
+        Zygote(sock).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
