@@ -10,14 +10,17 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adrs import scaffold_templates as tpl
 from adrs.errors import UserError
 from adrs.evaluation.runner import EvalJob, load_evaluator, run_job
 from adrs.features import BUILTIN_FEATURES
 from adrs.problem import Problem, load_problem, locate
+from adrs.problem_options import merged_options
 from adrs.session import config_layers
 from adrs.types import EvalResult
 
@@ -54,8 +57,9 @@ def scaffold(name: str, parent: Path) -> Path:
     return root
 
 
-def check_problem(ref: str) -> CheckReport:
-    """Validate the problem folder (or name) `ref` and score its initial program once."""
+def check_problem(ref: str, options: Mapping[str, Any] | None = None) -> CheckReport:
+    """Validate the problem folder (or name) `ref` and score its initial program once,
+    with the problem options `options` over the problem's defaults."""
     root = locate(ref)
     if not (root / "problem.yaml").is_file():
         raise UserError(f"'{root}' has no problem.yaml: create one (see "
@@ -64,7 +68,7 @@ def check_problem(ref: str) -> CheckReport:
     steps = [f"problem.yaml: name '{problem.name}', evaluator '{problem.spec.evaluator}'"]
     _check_syntax(problem)
     steps.append(f"{problem.spec.initial_program}: parses, has evolve blocks")
-    config = config_layers(problem, None, {})
+    config = config_layers(problem, None, {"problem_options": dict(options or {})})
     steps.append("features and defaults: valid run configuration")
     load_evaluator(str(problem.root), problem.spec.evaluator)
     steps.append(f"evaluator '{problem.spec.evaluator}': importable and callable")
@@ -72,7 +76,8 @@ def check_problem(ref: str) -> CheckReport:
     result = run_job(EvalJob(
         problem_root=str(problem.root), evaluator=spec.evaluator, source=problem.initial_code,
         limits=config.evaluation.limits,
-        harness=None if spec.harness is None else str(problem.root / spec.harness)))
+        harness=None if spec.harness is None else str(problem.root / spec.harness),
+        options=merged_options(spec.options, config.problem_options, problem.name)))
     if not result.valid:
         raise UserError(f"{root / spec.initial_program}: the evaluator rejects the initial "
                         f"program ({result.error}): fix the program or the evaluator")

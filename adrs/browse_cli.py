@@ -14,6 +14,7 @@ from rich.table import Table
 
 from adrs import archive_view as view
 from adrs.errors import UserError
+from adrs.problem_options import add_option_flag, option_layer
 
 
 def runs(args: argparse.Namespace, console: Console) -> int:
@@ -104,7 +105,7 @@ def problems_new(args: argparse.Namespace, console: Console) -> int:
 def problems_check(args: argparse.Namespace, console: Console) -> int:
     from adrs.authoring import check_problem
 
-    report = check_problem(args.path)
+    report = check_problem(args.path, option_layer(args.option))
     for step in report.steps:
         console.print(f"ok  {step}", markup=False)
     console.print(f"problem '{report.problem.name}' is ready: adrs run {report.problem.root}",
@@ -137,6 +138,7 @@ def add_problem_parsers(psub: argparse._SubParsersAction[Any]) -> None:
     check = psub.add_parser("check", help="validate a problem folder and score its initial "
                             "program once")
     check.add_argument("path", help="a problem folder (or a known problem's name)")
+    add_option_flag(check)
 
 
 COMMANDS = {"runs": runs, "show": show, "best": best, "dashboard": dashboard}

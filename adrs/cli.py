@@ -23,6 +23,7 @@ from adrs.display import ProgressDisplay
 from adrs.errors import RunFailed, UserError
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.problem import discover, load_problem
+from adrs.problem_options import add_option_flag, merged_options, option_layer
 from adrs.schema import merge
 from adrs.session import config_layers, new_run_dir, resume_run, start_run
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
                      "instead of starting an embedded Ray")
     run.add_argument("--seed", type=int, help="random seed (same seed, same archive)")
+    add_option_flag(run)
     run.add_argument("--run-dir", type=Path, help="where to store the run "
                      "(default: runs/<problem>-<time>)")
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("problem")
     ev.add_argument("program", type=Path)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    add_option_flag(ev)
     problems = sub.add_parser("problems", help="list or show problems")
     psub = problems.add_subparsers(dest="action", required=True, parser_class=_Parser)
     psub.add_parser("list", help="list the known problems")
@@ -114,6 +117,8 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
         evaluation["backend"] = "ray"  # joining a cluster implies the Ray backend
     if evaluation:
         layer["evaluation"] = evaluation
+    if args.option:
+        layer["problem_options"] = option_layer(args.option)
     return merge(layer, llm_cli.llm_layer(args))
 
 
@@ -146,13 +151,14 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     problem = load_problem(args.problem)
     if not args.program.is_file():
         raise UserError(f"program file '{args.program}' does not exist: check the path")
-    config = config_layers(problem, None, {})
+    config = config_layers(problem, None, {"problem_options": option_layer(args.option)})
     spec = problem.spec
     result = run_job(EvalJob(
         problem_root=str(problem.root), evaluator=spec.evaluator,
         source=args.program.read_text(encoding="utf-8"), limits=config.evaluation.limits,
         harness=None if spec.harness is None else str(problem.root / spec.harness),
-        cascade=spec.cascade))
+        cascade=spec.cascade,
+        options=merged_options(spec.options, config.problem_options, problem.name)))
     if args.json:
         print(json.dumps({k: result.to_json()[k] for k in
                           ("valid", "score", "metrics", "error", "feedback")}))
@@ -181,6 +187,8 @@ def _problems(args: argparse.Namespace, console: Console) -> int:
     problem = load_problem(args.name)
     spec = problem.spec
     console.print(f"name: {spec.name}\nfolder: {problem.root}\nevaluator: {spec.evaluator}\n"
-                  f"features: {', '.join(f.name for f in spec.features) or 'default'}\n")
+                  f"features: {', '.join(f.name for f in spec.features) or 'default'}\n"
+                  f"options: {', '.join(f'{k}={v}' for k, v in spec.options.items()) or 'none'}"
+                  "\n", markup=False)
     console.print(problem.task, markup=False)
     return 0

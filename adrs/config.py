@@ -96,6 +96,8 @@ class RunConfig:
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # over the problem's `options` defaults; see adrs/problem_options.py
+    problem_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def pipeline_depth(self) -> int:

@@ -39,6 +39,7 @@ from adrs.events import (
 )
 from adrs.mutator import Mutator, Proposal, ProposalContext
 from adrs.problem import Problem
+from adrs.problem_options import merged_options
 from adrs.program import code_hash
 from adrs.store import CandidateRecord, RunStore
 from adrs.types import EvalResult, LLMUsage, Program
@@ -77,6 +78,8 @@ class Controller:
                  mutator: Mutator, backend: EvalBackend, archive: Archive,
                  observers: Sequence[Observer] = ()) -> None:
         self.problem, self.config, self.store = problem, config, store
+        self._options = merged_options(problem.spec.options, config.problem_options,
+                                       problem.name)  # what every EvalJob carries
         self.archive = archive
         self._mutator, self._backend = mutator, backend
         self._observers = list(observers)
@@ -258,7 +261,7 @@ class Controller:
         harness = None if spec.harness is None else str(self.problem.root / spec.harness)
         job = EvalJob(problem_root=str(self.problem.root), evaluator=spec.evaluator,
                       source=code, limits=self.config.evaluation.limits, harness=harness,
-                      cascade=spec.cascade)
+                      cascade=spec.cascade, options=self._options)
         return await asyncio.wrap_future(self._backend.submit(job))
 
     # ----------------------------------------------------------------- apply

@@ -38,6 +38,8 @@ class ProblemSpec:
     cascade: tuple[CascadeStage, ...] = ()  # cheap gates before `evaluator` (cascade.py)
     features: tuple[FeatureDim, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # the evaluator's switches and their defaults (adrs/problem_options.py)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if ":" not in self.evaluator:

@@ -26,6 +26,7 @@ from adrs.events import EventLog, Observer, RunStarted
 from adrs.llm_setup import build_mutator
 from adrs.mutator import Mutator, OfflineMutator
 from adrs.problem import Problem, load_problem
+from adrs.problem_options import merged_options
 from adrs.schema import to_plain
 from adrs.store import CONFIG_NAME, EVENTS_NAME, RunStore
 
@@ -61,6 +62,7 @@ def start_run(problem_ref: str, config: RunConfig, run_dir: Path,
               observers: Sequence[Observer], mutator: Mutator | None = None,
               backend: EvalBackend | None = None) -> RunSummary:
     problem = load_problem(problem_ref)
+    merged_options(problem.spec.options, config.problem_options, problem.name)  # known names
     # Built first: a config error (no model, missing key) leaves no run folder behind.
     mutator = mutator or build_mutator(config, run_dir)
     store = RunStore.create(run_dir, dump(config), {

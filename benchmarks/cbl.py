@@ -1,14 +1,15 @@
 """Time one `cbl` evaluation (1,080 simulations) of the initial program.
 
 Prints the wall time of the simulations in process (policies driven by the harness code
-directly) and through the real sandbox (one RPC per tick), and the mean cost. Set
-ADRS_CBL_TRACE_DIR to an unpacked real trace archive to time the real traces.
+directly) and through the real sandbox (one RPC per tick), and the mean cost. Give an
+unpacked real trace archive as the argument to time the real traces.
 
-    python benchmarks/cbl.py
+    python benchmarks/cbl.py [TRACE_DIR]
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,20 +17,22 @@ from adrs.evaluation.runner import EvalJob, run_job
 from adrs.evaluation.sandbox import Limits
 from adrs.evaluators.cbl.evaluate import run_single
 from adrs.evaluators.cbl.lockstep import LocalPort, load_program
-from adrs.evaluators.cbl.scenarios import TRACE_DIR_VAR, single_region, trace_dir
+from adrs.evaluators.cbl.scenarios import TRACE_DIR_OPTION, single_region, trace_dir
 
 PROBLEM = Path(__file__).resolve().parents[1] / "problems" / "cbl"
 
 
 def main() -> None:
-    root = trace_dir(TRACE_DIR_VAR)
+    options = {TRACE_DIR_OPTION: str(Path(sys.argv[1]).resolve())} if len(sys.argv) > 1 else {}
+    root = trace_dir(options)
     single_region(root)  # load or generate the traces once (cached), outside the timing
     started = time.perf_counter()
     local = run_single(LocalPort(load_program(PROBLEM / "initial_program.py")), root)
     in_process = time.perf_counter() - started
     job = EvalJob(problem_root=str(PROBLEM), evaluator="adrs.evaluators.cbl.evaluate:evaluate",
                   source=(PROBLEM / "initial_program.py").read_text(encoding="utf-8"),
-                  limits=Limits(timeout_s=120), harness="../../evaluators/cbl/harness.py")
+                  limits=Limits(timeout_s=120), harness="../../evaluators/cbl/harness.py",
+                  options=options)
     started = time.perf_counter()
     sandboxed = run_job(job)
     through_sandbox = time.perf_counter() - started

@@ -10,7 +10,8 @@ a small workload) and an optional score threshold:
 `evaluator`. A candidate that a stage finds invalid, or that scores below the stage's
 threshold, is not evaluated further: its result is invalid, says which stage stopped it and
 why, and keeps that stage's metrics and feedback (for the next prompt). A candidate that
-passes every stage gets the full evaluation's result, as if there were no cascade.
+passes every stage gets the full evaluation's result, as if there were no cascade. A stage
+that takes a second parameter gets the job's problem options, as the evaluator does.
 """
 
 from __future__ import annotations

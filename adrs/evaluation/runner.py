@@ -3,7 +3,12 @@
 `run_job` never raises for a fault of the candidate, nor for an exception of the evaluator
 (an evaluator that crashes on a candidate's odd output must not stop a run): both become
 invalid results. It raises only for faults of the system or of the problem set-up (an
-evaluator or harness that cannot be found, no temporary directory, ...).
+evaluator or harness that cannot be found, no temporary directory, ...), and passes on a
+UserError the evaluator raises (a bad problem option, such as a trace path that does not
+exist, is the user's to fix, not the candidate's fault).
+
+The evaluator gets the job's problem options as a second argument, `evaluate(candidate,
+options)`, when it takes one; an evaluator of one parameter is called `evaluate(candidate)`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import sys
@@ -21,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from adrs.errors import UserError
 from adrs.evaluation.cascade import CascadeStage, gate
 from adrs.evaluation.sandbox import Candidate, CandidateFault, Limits
 from adrs.types import EvalResult, MetricValue
 
-Evaluator = Callable[[Candidate], object]
+Evaluator = Callable[..., object]  # (candidate) or (candidate, options)
 
 RESULT_KEYS = frozenset({"valid", "score", "metrics", "feedback", "error"})
 STDERR_TAIL_CHARS = 2000
@@ -45,7 +52,8 @@ class EvalJob:
     `problem_root`). `harness` is a Python file (relative to `problem_root` or absolute)
     loaded in the sandbox after the candidate, as module `harness`. `cascade` stages run
     first, each in its own sandbox with the same limits, and may stop the evaluation
-    (see cascade.py).
+    (see cascade.py). `options` are the problem options (plain data), given to the
+    evaluator and to every cascade stage that takes a second parameter.
     """
 
     problem_root: str
@@ -54,6 +62,7 @@ class EvalJob:
     limits: Limits = field(default_factory=Limits)
     harness: str | None = None
     cascade: tuple[CascadeStage, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def run_job(job: EvalJob) -> EvalResult:
@@ -76,7 +85,7 @@ def _run_once(evaluate: Evaluator, job: EvalJob, harness: str | None) -> EvalRes
     candidate = Candidate(job.source, job.limits, harness)
     try:
         with candidate:
-            result = _evaluate(evaluate, candidate)
+            result = _evaluate(evaluate, candidate, job.options)
     except CandidateFault as fault:  # the program did not load
         result = EvalResult.invalid(str(fault))
     return replace(result, stderr=result.stderr or candidate.stderr_tail(STDERR_TAIL_CHARS))
@@ -91,11 +100,15 @@ def _harness_path(job: EvalJob) -> str | None:
     return str(path)
 
 
-def _evaluate(evaluate: Evaluator, candidate: Candidate) -> EvalResult:
+def _evaluate(evaluate: Evaluator, candidate: Candidate,
+              options: Mapping[str, Any]) -> EvalResult:
     try:
-        raw = evaluate(candidate)
+        raw = evaluate(candidate, dict(options)) if takes_options(evaluate) \
+            else evaluate(candidate)
     except CandidateFault as fault:
         return EvalResult.invalid(str(fault))
+    except UserError:
+        raise  # the user's set-up is wrong (a bad option ...): stop, whatever the candidate
     except Exception as exc:
         if candidate.fault is not None:  # the evaluator failed because the candidate did
             return EvalResult.invalid(str(candidate.fault))
@@ -107,6 +120,16 @@ def _evaluator_error(exc: Exception) -> EvalResult:
     lines = "".join(traceback.format_exception(exc)).splitlines()[-TRACEBACK_LINES:]
     return EvalResult.invalid(f"evaluator error: {type(exc).__name__}: {exc}",
                               feedback="\n".join(lines))
+
+
+def takes_options(evaluate: Evaluator) -> bool:
+    """Whether `evaluate` accepts a second positional argument (the problem options)."""
+    try:
+        params = list(inspect.signature(evaluate).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: the simple form
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
 # --------------------------------------------------------------------------- normalising

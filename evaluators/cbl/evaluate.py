@@ -4,23 +4,23 @@
 runs. `evaluate_multi` (cbl-multi): score = -(mean over scenarios of the mean cost).
 Both report `lb_score`, the Leaderboard's 0-100 form, and per-scenario mean costs. A run
 that finishes after its deadline makes the program invalid (costs still reported).
-Accounting of cbl-multi: the faithful one by default; ADRS_CBL_MULTI_ACCOUNTING=reference
-(or the entry point `evaluate_multi_reference`) reproduces the reference simulator, which
-never checks the deadline: there late runs are counted (`late_runs`), not rejected.
+Accounting of cbl-multi: the faithful one by default; the problem option `accounting:
+reference` (`--option accounting=reference`, or the entry point `evaluate_multi_reference`)
+reproduces the reference simulator, which never checks the deadline: there late runs are
+counted (`late_runs`), not rejected. `trace_dir` (both problems) names the unpacked real
+trace archive (scenarios.py).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from adrs.errors import UserError
 from adrs.evaluators.cbl.lockstep import PolicyPort, SandboxPort, simulate
 from adrs.evaluators.cbl.scenarios import (
-    MULTI_TRACE_DIR_VAR,
-    TRACE_DIR_VAR,
     multi_region,
     single_region,
     trace_dir,
@@ -30,7 +30,8 @@ from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simula
 OD_ANCHOR = 146.88  # all on-demand: 3.06 $/h x 48 h
 SPOT_ANCHOR = 46.7088  # all spot: 0.9731 $/h x 48 h
 STD_WEIGHT = 0.25
-ACCOUNTING_VAR = "ADRS_CBL_MULTI_ACCOUNTING"
+ACCOUNTING_OPTION = "accounting"
+ACCOUNTINGS = ("faithful", "reference")
 WORST_SHOWN = 5
 
 
@@ -132,24 +133,28 @@ def run_multi(port: PolicyPort, root: str | None, reference: bool) -> dict[str, 
     return score_multi(scenarios, outcomes, sim)
 
 
-def _reference_from_env() -> bool:
-    value = os.environ.get(ACCOUNTING_VAR, "faithful").strip().lower()
-    if value not in ("faithful", "reference"):
-        raise ValueError(f"{ACCOUNTING_VAR}={value!r}: use 'faithful' or 'reference'")
+def reference_accounting(options: Mapping[str, Any] | None) -> bool:
+    """Whether the problem option `accounting` asks for the reference simulator's accounting
+    (default faithful); any other value is a UserError."""
+    value = str((options or {}).get(ACCOUNTING_OPTION) or "faithful").strip().lower()
+    if value not in ACCOUNTINGS:
+        raise UserError(f"problem option {ACCOUNTING_OPTION}={value!r}: use "
+                        f"--option {ACCOUNTING_OPTION}=faithful or ={ACCOUNTINGS[1]}")
     return value == "reference"
 
 
-def evaluate(candidate: Any) -> dict[str, Any]:
-    """cbl: the single-region scenario set (traces from ADRS_CBL_TRACE_DIR if set)."""
-    return run_single(SandboxPort(candidate), trace_dir(TRACE_DIR_VAR))
+def evaluate(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """cbl: the single-region scenario set (real traces if option `trace_dir` is set)."""
+    return run_single(SandboxPort(candidate), trace_dir(options))
 
 
-def evaluate_multi(candidate: Any) -> dict[str, Any]:
-    """cbl-multi: the multi-region scenario set (ADRS_CBL_MULTI_TRACE_DIR if set)."""
-    return run_multi(SandboxPort(candidate), trace_dir(MULTI_TRACE_DIR_VAR),
-                     _reference_from_env())
+def evaluate_multi(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """cbl-multi: the multi-region scenario set (real traces if option `trace_dir` is set),
+    under the accounting option `accounting` names."""
+    return run_multi(SandboxPort(candidate), trace_dir(options), reference_accounting(options))
 
 
-def evaluate_multi_reference(candidate: Any) -> dict[str, Any]:
+def evaluate_multi_reference(candidate: Any,
+                             options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """cbl-multi under the reference simulator's accounting."""
-    return run_multi(SandboxPort(candidate), trace_dir(MULTI_TRACE_DIR_VAR), True)
+    return run_multi(SandboxPort(candidate), trace_dir(options), True)

@@ -1,15 +1,15 @@
 """The bundled scenario sets of `cbl` and `cbl-multi` (the ADRS configurations).
 
-Traces are synthetic (calibrated, seeded) unless the user points an environment variable
-at the real trace archives, unpacked: ADRS_CBL_TRACE_DIR for the single-region traces
-(cant_be_late/real_traces.tar.gz), ADRS_CBL_MULTI_TRACE_DIR for the multi-region ones
-(cant_be_late_multi/real_traces.tar.gz).
+Traces are synthetic (calibrated, seeded) unless the user points the problem option
+`trace_dir` at the real trace archive, unpacked: cant_be_late/real_traces.tar.gz for `cbl`,
+cant_be_late_multi/real_traces.tar.gz for `cbl-multi` (`--option trace_dir=PATH`).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from adrs.evaluators.cbl.calibration import (
     MULTI_GAP_S,
@@ -29,8 +29,7 @@ from adrs.evaluators.cbl.traces import (
     synthetic,
 )
 
-TRACE_DIR_VAR = "ADRS_CBL_TRACE_DIR"
-MULTI_TRACE_DIR_VAR = "ADRS_CBL_MULTI_TRACE_DIR"
+TRACE_DIR_OPTION = "trace_dir"
 HOUR = 3600.0
 
 # Single region (PROBLEMS.md 2.5, the ADRS evaluator): 4 envs x 3 deadlines x 3 overheads
@@ -57,15 +56,17 @@ MULTI_SCENARIOS: tuple[tuple[str, tuple[str, ...], int], ...] = (
 MULTI_REGION_SUFFIX = "_v100_1"
 
 
-def trace_dir(variable: str) -> str | None:
-    """The real-trace folder named by `variable`, or None for synthetic traces."""
-    value = os.environ.get(variable, "").strip()
+def trace_dir(options: Mapping[str, Any] | None) -> str | None:
+    """The real-trace folder the problem option `trace_dir` names, or None for synthetic
+    traces; a value that is not a folder is a TraceError (a UserError)."""
+    value = str((options or {}).get(TRACE_DIR_OPTION) or "").strip()
     if not value:
         return None
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise TraceError(f"{variable}={value!r} is not a folder: unpack the trace archive "
-                         f"and point {variable} at it, or unset it for synthetic traces")
+        raise TraceError(f"problem option {TRACE_DIR_OPTION}={value!r} is not a folder: unpack "
+                         f"the trace archive and point --option {TRACE_DIR_OPTION}= at it, or "
+                         "leave it unset for synthetic traces")
     return str(path.resolve())
 
 

@@ -17,13 +17,15 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from adrs.errors import UserError
 from adrs.evaluators.cbl.calibration import RunStats
 
 WARMUP_TICKS = 2000  # the window starts uniformly within this many ticks of a fresh process
 
 
-class TraceError(ValueError):
-    """A trace folder or file that cannot be used; the message names the fix."""
+class TraceError(UserError, ValueError):
+    """A trace folder or file that cannot be used; the message names the fix. A UserError:
+    the user chose the folder, so it stops the run instead of failing the candidate."""
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,16 @@ differently once it has been called a few times gains nothing. The per-window fi
 the feedback describe the first pass. The problem's sandbox harness (harness.py) keeps the
 candidate process's freed memory between calls, as in a long-running server.
 
-The workload is the seeded synthetic trace (workload.py) unless the environment variable
-ADRS_EPLB_TRACE names a real trace file, read by the evaluator process (never the sandbox).
+The workload is the seeded synthetic trace (workload.py) unless the problem option `trace`
+(`--option trace=PATH`) names a real trace file, read by the evaluator process (never the
+sandbox); a missing or malformed file is a UserError.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +34,7 @@ from adrs.evaluators.eplb.balance import Balance, measure
 from adrs.evaluators.eplb.placement import Instance, InvalidPlacement, check
 from adrs.evaluators.eplb.workload import Windows, jittered, load_trace, synthetic_windows
 
-TRACE_ENV = "ADRS_EPLB_TRACE"
+TRACE_OPTION = "trace"
 SYNTHETIC_SEED = 0
 FUNCTION = "rebalance_experts"
 PASSES = 5
@@ -61,9 +62,9 @@ class Pass:
     echo_times: tuple[float, ...]
 
 
-def evaluate(candidate: Caller) -> dict[str, Any]:
+def evaluate(candidate: Caller, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score the candidate on the configured workload (see the module docstring)."""
-    path = os.environ.get(TRACE_ENV)
+    path = (options or {}).get(TRACE_OPTION)
     windows = load_trace(path) if path else synthetic_windows(SYNTHETIC_SEED)
     return evaluate_windows(candidate, windows)
 

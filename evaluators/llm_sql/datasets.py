@@ -40,7 +40,7 @@ MERGE_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "products": (("product_title", "parent_asin"),),
 }
 DATASETS = tuple(MERGE_GROUPS)
-DATA_ENV = "ADRS_LLM_SQL_DATA"
+DATA_OPTION = "data_dir"
 
 
 def _bool(rng: random.Random, p_true: float) -> str:
@@ -288,8 +288,9 @@ def real_or_synthetic(data_dir: Path | None) -> tuple[Table, ...]:
     if data_dir is None:
         return synthetic_tables()
     if not data_dir.is_dir():
-        raise UserError(f"{DATA_ENV}='{data_dir}' is not a directory: point it at the folder "
-                        "holding movies.csv, beer.csv, BIRD.csv, PDMX.csv or products.csv")
+        raise UserError(f"problem option {DATA_OPTION}='{data_dir}' is not a directory: point "
+                        f"--option {DATA_OPTION}= at the folder holding movies.csv, beer.csv, "
+                        "BIRD.csv, PDMX.csv or products.csv")
     return tuple(_real(data_dir, i) for i in range(len(DATASETS)))
 
 

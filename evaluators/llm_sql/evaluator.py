@@ -13,14 +13,14 @@ hit rate (a fraction) and R the mean runtime per table in seconds:
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from adrs.evaluators.llm_sql.datasets import DATA_ENV, real_or_synthetic
+from adrs.evaluators.llm_sql.datasets import DATA_OPTION, real_or_synthetic
 from adrs.evaluators.llm_sql.hitrate import hit_rate
 from adrs.evaluators.llm_sql.table import Table, merged
 from adrs.evaluators.llm_sql.validate import InvalidOutput, check_output
@@ -60,10 +60,11 @@ def _prepared(data_dir: str | None) -> tuple[Prepared, ...]:
     return tuple(prepare(t) for t in real_or_synthetic(Path(data_dir) if data_dir else None))
 
 
-def evaluate(candidate: Any) -> dict[str, Any]:
+def evaluate(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score the candidate on the bundled tables, or on the real CSV files found in the
-    folder named by the environment variable ADRS_LLM_SQL_DATA (one per dataset name)."""
-    return evaluate_tables(candidate, _prepared(os.environ.get(DATA_ENV) or None))
+    folder the problem option `data_dir` names (one per dataset name)."""
+    return evaluate_tables(candidate, _prepared(str((options or {}).get(DATA_OPTION) or "")
+                                                or None))
 
 
 def run_table(candidate: Any, prepared: Prepared) -> Outcome:

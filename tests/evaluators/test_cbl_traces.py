@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from adrs.errors import UserError
 from adrs.evaluators.cbl.calibration import MULTI_REGION, SINGLE_REGION, RunStats
-from adrs.evaluators.cbl.scenarios import TRACE_DIR_VAR, single_region, trace_dir
+from adrs.evaluators.cbl.scenarios import single_region, trace_dir
 from adrs.evaluators.cbl.traces import (
     TraceError,
     evenly_spaced,
@@ -77,12 +78,12 @@ def test_missing_env_names_the_fix(tmp_path: Path) -> None:
         real_single_region(str(tmp_path), "env_b", 3, 600.0, 0.5)
 
 
-def test_trace_dir_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(TRACE_DIR_VAR, raising=False)
-    assert trace_dir(TRACE_DIR_VAR) is None
-    monkeypatch.setenv(TRACE_DIR_VAR, str(tmp_path / "nope"))
-    with pytest.raises(TraceError, match="is not a folder"):
-        trace_dir(TRACE_DIR_VAR)
+def test_trace_dir_option(tmp_path: Path) -> None:
+    assert trace_dir(None) is None and trace_dir({"trace_dir": None}) is None
+    assert trace_dir({"trace_dir": str(tmp_path)}) == str(tmp_path.resolve())
+    with pytest.raises(TraceError, match="is not a folder") as caught:
+        trace_dir({"trace_dir": str(tmp_path / "nope")})
+    assert isinstance(caught.value, UserError)  # stops the run, not the candidate
 
 
 def test_default_scenario_set_is_the_adrs_configuration() -> None:

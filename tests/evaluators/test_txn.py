@@ -13,7 +13,7 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.evaluation.sandbox import Candidate, Limits
-from adrs.evaluators.txn import WORKLOADS_VAR, configured_workloads
+from adrs.evaluators.txn import WORKLOADS_OPTION, configured_workloads
 from adrs.evaluators.txn.evaluator import (
     Outcome,
     ScheduleError,
@@ -224,12 +224,13 @@ def test_bad_workload_files_are_one_clear_error(tmp_path: Path, content: str,
         load_workloads(tmp_path / "missing.json")
 
 
-def test_configured_workloads_follow_the_variable(tmp_path: Path) -> None:
+def test_configured_workloads_follow_the_option(tmp_path: Path) -> None:
     path = write_json(tmp_path / "w.json", {name: {"t0": "r-1 *", "t1": "w-1"} for name in
                                             ("WORKLOAD_1", "WORKLOAD_2", "WORKLOAD_3")})
-    assert [w.texts for w in configured_workloads({WORKLOADS_VAR: str(path)})] == \
+    assert [w.texts for w in configured_workloads({WORKLOADS_OPTION: str(path)})] == \
         [("r-1 *", "w-1")] * 3
     assert configured_workloads({}) == generate_workloads(0)
+    assert configured_workloads({WORKLOADS_OPTION: None}) == generate_workloads(0)
 
 
 # ---------------------------------------------------------------- validation and score

@@ -51,13 +51,6 @@ def evaluate(problem: str, source: str) -> dict[str, object]:
     return run_job(job).to_json()
 
 
-@pytest.fixture(autouse=True)
-def synthetic_traces(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ADRS_CBL_TRACE_DIR", raising=False)
-    monkeypatch.delenv("ADRS_CBL_MULTI_TRACE_DIR", raising=False)
-    monkeypatch.delenv("ADRS_CBL_MULTI_ACCOUNTING", raising=False)
-
-
 def test_problems_load() -> None:
     for name in ("cbl", "cbl-multi"):
         problem = load_problem(str(REPO / "problems" / name))

@@ -14,7 +14,6 @@ import pytest
 
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.evaluation.sandbox import Candidate, Limits
-from adrs.evaluators.txn import WORKLOADS_VAR
 from adrs.evaluators.txn.evaluator import evaluate_workloads
 from adrs.evaluators.txn.workloads import generate_workloads, load_workloads
 from adrs.problem import load_problem
@@ -78,7 +77,7 @@ def test_initial_program_on_the_paper_workloads_scores_352() -> None:
 @needs_real
 def test_adrs_eval_json_on_the_paper_workloads() -> None:
     proc = adrs("eval", "txn", str(ROOT / "initial_program.py"), "--json",
-                env={WORKLOADS_VAR: str(REAL)})
+                "--option", f"workloads={REAL}")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["valid"] and result["metrics"]["makespan"] == 352
@@ -87,7 +86,7 @@ def test_adrs_eval_json_on_the_paper_workloads() -> None:
 
 def test_a_bad_workloads_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = adrs("eval", "txn", str(ROOT / "initial_program.py"),
-                env={WORKLOADS_VAR: str(tmp_path / "missing.json")})
+                "--option", f"workloads={tmp_path / 'missing.json'}")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "cannot read the TXN workloads" in proc.stderr
 
@@ -95,7 +94,7 @@ def test_a_bad_workloads_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_offline_run_of_ten_candidates_improves_on_the_initial_program(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = adrs("run", "txn", "--iterations", "10", "--backend", "local", "--run-dir",
-                str(run_dir), env={WORKLOADS_VAR: ""}, cwd=tmp_path)
+                str(run_dir), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(run_dir / "candidates.sqlite") as db:
         rows = db.execute("SELECT id, score FROM candidates WHERE valid = 1 ORDER BY id")
