@@ -17,10 +17,9 @@ from typing import Any
 
 from adrs import scaffold_templates as tpl
 from adrs.errors import UserError
-from adrs.evaluation.runner import EvalJob, load_evaluator, run_job
+from adrs.evaluation.runner import load_evaluator, run_job
 from adrs.features import BUILTIN_FEATURES
-from adrs.problem import Problem, load_problem, locate
-from adrs.problem_options import merged_options
+from adrs.problem import Problem, eval_job, load_problem, locate
 from adrs.session import config_layers
 from adrs.types import EvalResult
 
@@ -73,11 +72,7 @@ def check_problem(ref: str, options: Mapping[str, Any] | None = None) -> CheckRe
     load_evaluator(str(problem.root), problem.spec.evaluator)
     steps.append(f"evaluator '{problem.spec.evaluator}': importable and callable")
     spec = problem.spec
-    result = run_job(EvalJob(
-        problem_root=str(problem.root), evaluator=spec.evaluator, source=problem.initial_code,
-        limits=config.evaluation.limits,
-        harness=None if spec.harness is None else str(problem.root / spec.harness),
-        options=merged_options(spec.options, config.problem_options, problem.name)))
+    result = run_job(eval_job(problem, config, problem.initial_code))
     if not result.valid:
         raise UserError(f"{root / spec.initial_program}: the evaluator rejects the initial "
                         f"program ({result.error}): fix the program or the evaluator")

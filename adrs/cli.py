@@ -21,9 +21,9 @@ from adrs.config import read_yaml
 from adrs.controller import RunSummary
 from adrs.display import ProgressDisplay
 from adrs.errors import RunFailed, UserError
-from adrs.evaluation.runner import EvalJob, run_job
-from adrs.problem import discover, load_problem
-from adrs.problem_options import add_option_flag, merged_options, option_layer
+from adrs.evaluation.runner import run_job
+from adrs.problem import discover, eval_job, load_problem
+from adrs.problem_options import add_option_flag, option_layer
 from adrs.schema import merge
 from adrs.session import config_layers, new_run_dir, resume_run, start_run
 
@@ -152,13 +152,7 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     if not args.program.is_file():
         raise UserError(f"program file '{args.program}' does not exist: check the path")
     config = config_layers(problem, None, {"problem_options": option_layer(args.option)})
-    spec = problem.spec
-    result = run_job(EvalJob(
-        problem_root=str(problem.root), evaluator=spec.evaluator,
-        source=args.program.read_text(encoding="utf-8"), limits=config.evaluation.limits,
-        harness=None if spec.harness is None else str(problem.root / spec.harness),
-        cascade=spec.cascade,
-        options=merged_options(spec.options, config.problem_options, problem.name)))
+    result = run_job(eval_job(problem, config, args.program.read_text(encoding="utf-8")))
     if args.json:
         print(json.dumps({k: result.to_json()[k] for k in
                           ("valid", "score", "metrics", "error", "feedback")}))

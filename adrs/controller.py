@@ -23,7 +23,6 @@ from adrs.archive import AddStatus, Archive
 from adrs.config import RunConfig
 from adrs.errors import EditError, UserError
 from adrs.evaluation.backends import EvalBackend
-from adrs.evaluation.runner import EvalJob
 from adrs.events import (
     ArchiveUpdated,
     CandidateEvaluated,
@@ -38,8 +37,7 @@ from adrs.events import (
     RunStopped,
 )
 from adrs.mutator import Mutator, Proposal, ProposalContext
-from adrs.problem import Problem
-from adrs.problem_options import merged_options
+from adrs.problem import Problem, eval_job
 from adrs.program import code_hash
 from adrs.store import CandidateRecord, RunStore
 from adrs.types import EvalResult, LLMUsage, Program
@@ -78,8 +76,8 @@ class Controller:
                  mutator: Mutator, backend: EvalBackend, archive: Archive,
                  observers: Sequence[Observer] = ()) -> None:
         self.problem, self.config, self.store = problem, config, store
-        self._options = merged_options(problem.spec.options, config.problem_options,
-                                       problem.name)  # what every EvalJob carries
+        # Every evaluation shares this job but for the source (options checked once, here).
+        self._job = eval_job(problem, config, source="")
         self.archive = archive
         self._mutator, self._backend = mutator, backend
         self._observers = list(observers)
@@ -257,11 +255,7 @@ class Controller:
             del self._pending[digest]
 
     async def _evaluate(self, code: str) -> EvalResult:
-        spec = self.problem.spec
-        harness = None if spec.harness is None else str(self.problem.root / spec.harness)
-        job = EvalJob(problem_root=str(self.problem.root), evaluator=spec.evaluator,
-                      source=code, limits=self.config.evaluation.limits, harness=harness,
-                      cascade=spec.cascade, options=self._options)
+        job = replace(self._job, source=code)
         return await asyncio.wrap_future(self._backend.submit(job))
 
     # ----------------------------------------------------------------- apply

@@ -15,10 +15,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from adrs.config import read_yaml
+from adrs.config import RunConfig, read_yaml
 from adrs.errors import UserError
 from adrs.evaluation.cascade import CascadeStage
+from adrs.evaluation.runner import EvalJob
 from adrs.features import FeatureDim
+from adrs.problem_options import merged_options
 from adrs.program import split
 from adrs.schema import build
 
@@ -117,3 +119,14 @@ def _read(root: Path, name: str, what: str) -> str:
         raise UserError(f"problem folder '{root}' has no {what} '{name}': create it or fix "
                         "the name in problem.yaml")
     return path.read_text(encoding="utf-8")
+
+
+def eval_job(problem: Problem, config: RunConfig, source: str) -> EvalJob:
+    """The evaluation of `source` on `problem` under `config`: evaluator, harness, cascade
+    stages, limits and the merged problem options. Raises UserError for unknown options."""
+    spec = problem.spec
+    return EvalJob(problem_root=str(problem.root), evaluator=spec.evaluator, source=source,
+                   limits=config.evaluation.limits,
+                   harness=None if spec.harness is None else str(problem.root / spec.harness),
+                   cascade=spec.cascade,
+                   options=merged_options(spec.options, config.problem_options, problem.name))

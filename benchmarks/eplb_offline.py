@@ -19,18 +19,16 @@ import tempfile
 from pathlib import Path
 
 from adrs.cli import main as adrs
-from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
-from adrs.problem import load_problem
+from adrs.evaluation.runner import run_job
+from adrs.problem import eval_job, load_problem
 from adrs.program import split
+from adrs.session import config_layers
 
 
 def evaluate(source: str) -> tuple[float, float, float]:
     """(score, GPU balancedness, t in ms) of one trusted evaluation."""
     problem = load_problem("eplb")
-    result = run_job(EvalJob(problem_root=str(problem.root), evaluator=problem.spec.evaluator,
-                             source=source, limits=Limits(timeout_s=120),
-                             harness=problem.spec.harness))
+    result = run_job(eval_job(problem, config_layers(problem, None, {}), source))
     assert result.valid and result.score is not None, result.error
     return (result.score, float(result.metrics["gpu_balancedness"]),
             float(result.metrics["t_ms"]))

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
+from adrs.evaluation.runner import run_job
 from adrs.evaluators.eplb.balance import measure
 from adrs.evaluators.eplb.placement import Instance, check
 from adrs.evaluators.eplb.workload import synthetic_windows
-from adrs.problem import load_problem
+from adrs.problem import eval_job, load_problem
+from adrs.session import config_layers
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = {"initial": REPO / "problems" / "eplb" / "initial_program.py",
@@ -34,9 +34,7 @@ FIGURES = ("t_ms", "call_ms", "transport_ms", "gpu_balancedness", "slot_balanced
 
 def evaluate(path: Path) -> dict[str, float]:
     problem = load_problem("eplb")
-    result = run_job(EvalJob(problem_root=str(problem.root), evaluator=problem.spec.evaluator,
-                             source=path.read_text(), limits=Limits(timeout_s=120),
-                             harness=problem.spec.harness))
+    result = run_job(eval_job(problem, config_layers(problem, None, {}), path.read_text()))
     assert result.valid and result.score is not None, result.error
     return {"score": result.score, **{k: float(result.metrics[k]) for k in FIGURES}}
 
