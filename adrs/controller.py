@@ -8,11 +8,18 @@ Determinism (see docs/architecture.md): results are applied to the archive and c
 the store in candidate-id order, and candidate i is launched only once candidate
 i - depth has been applied, so the archive depends on the seed and the responses, not on
 timing. With `deterministic: false` results are applied as they complete instead.
+
+Every launched candidate is stored, whatever happens to it: a fault while proposing or
+evaluating it (a crashed worker, a bug, a UserError such as a rejected API key) is stored
+as that candidate's outcome, no new candidate is launched, the ones in flight finish and
+are stored, and the run ends with the reason "error: ...". Only an interruption abandons
+the candidates in flight (resume launches those ids again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import deque
@@ -41,6 +48,8 @@ from adrs.problem import Problem, eval_job
 from adrs.program import code_hash
 from adrs.store import CandidateRecord, RunStore
 from adrs.types import EvalResult, LLMUsage, Program
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,14 @@ class Controller:
         self._replaying = False
 
     def request_stop(self, reason: str) -> None:
-        """Stop launching; with 'interrupted', in-flight candidates are abandoned."""
-        self._stop = self._stop or reason
+        """Stop launching; with 'interrupted', in-flight candidates are abandoned.
+
+        The first reason stays, except that an error ("error: ...") replaces a reason that
+        is not one: a run that lost work to a fault must not end as if it had finished.
+        """
+        if self._stop is None or (reason.startswith("error")
+                                  and not self._stop.startswith("error")):
+            self._stop = reason
         if reason == "interrupted":
             for task in self._tasks:
                 task.cancel()
@@ -127,7 +142,13 @@ class Controller:
     async def _evaluate_initial(self) -> None:
         code = self.problem.initial_code
         self._next_launch = 1
-        result = await self._evaluate(code)
+        try:
+            result = await self._evaluate(code)
+        except UserError:
+            raise
+        except Exception as exc:  # not stored: resume evaluates the initial program again
+            self.request_stop(f"error: {_describe(exc)}")
+            return
         self._apply(CandidateRecord(
             id=0, status="evaluated", island=0, generation=0, parent_ids=(),
             edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
@@ -194,18 +215,38 @@ class Controller:
         task.add_done_callback(self._tasks.discard)
 
     async def _candidate(self, ctx: ProposalContext, base: CandidateRecord) -> None:
+        # A CancelledError (interrupted) propagates: the candidate is abandoned, unstored.
         try:
             record = await self._make(ctx, base)
-        except asyncio.CancelledError:
-            raise
-        except UserError as exc:  # bad input found mid-run (e.g. a rejected API key)
+        except Exception as exc:  # raised before evaluating (a fault while proposing)
+            record = self._faulted(base, exc, "proposal")
+        try:
+            self._deliver(record)
+        except Exception as exc:  # storing or applying failed: a fault of adrs or the disk
+            self.request_stop(f"error: {_describe(exc)}")
+            _log.error("candidate %d could not be stored", record.id, exc_info=exc)
+
+    def _faulted(self, record: CandidateRecord, exc: Exception,
+                 stage: str) -> CandidateRecord:
+        """The stored outcome of a candidate whose proposal or evaluation raised; stops the run.
+
+        A UserError (bad input found mid-run: a rejected API key, a bad problem option) is
+        raised again by `run` once everything in flight is stored (the CLI exits with 2);
+        any other exception is a fault of the system, and the run ends "error: ...".
+        """
+        if isinstance(exc, UserError):
             self._fatal = self._fatal or exc
+            message = str(exc)
             self.request_stop(f"error: {exc}")
-            return
-        except Exception as exc:  # a fault of the system: stop the run, keep what we have
-            self.request_stop(f"error: {type(exc).__name__}: {exc}")
-            raise
-        self._deliver(record)
+        else:
+            message = f"system fault during {stage}: {_describe(exc, full=True)}"
+            self.request_stop(f"error: {_describe(exc)}")
+        if record.status == "proposal_failed":  # no program yet
+            self._emit(ProposalFailed(id=record.id, error=message))
+            return replace(record, error=message, usage=getattr(exc, "usage", record.usage))
+        # No code hash: a fault is no verdict on the code, so the same code proposed later
+        # (after resume, say) is evaluated instead of counted as a duplicate of this one.
+        return replace(record, code_hash=None, result=EvalResult.invalid(message))
 
     async def _make(self, ctx: ProposalContext, base: CandidateRecord) -> CandidateRecord:
         cid = base.id
@@ -236,7 +277,10 @@ class Controller:
         if digest in self.counters.hashes:
             return replace(record, status="duplicate",
                            duplicate_of=self.counters.hashes[digest])
-        result = await self._shared_evaluation(digest, proposal.code)
+        try:
+            result = await self._shared_evaluation(digest, proposal.code)
+        except Exception as exc:
+            return self._faulted(record, exc, "evaluation")
         return replace(record, result=result, eval_s=result.duration_s)
 
     async def _shared_evaluation(self, digest: str, code: str) -> EvalResult:
@@ -247,16 +291,30 @@ class Controller:
         self._pending[digest] = future
         try:
             result = await self._evaluate(code)
+        except Exception as exc:  # the candidates waiting on this evaluation fail alike
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody else waits
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
             future.set_result(result)
             return result
         finally:
-            if not future.done():
-                future.cancel()
             del self._pending[digest]
 
     async def _evaluate(self, code: str) -> EvalResult:
         job = replace(self._job, source=code)
-        return await asyncio.wrap_future(self._backend.submit(job))
+        submitted = self._backend.submit(job)
+        try:
+            return await asyncio.wrap_future(submitted)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if submitted.cancelled() and task is not None and not task.cancelling():
+                # The backend cancelled the job itself: a fault, not an interruption.
+                raise RuntimeError("the evaluation backend cancelled the job") from None
+            raise
 
     # ----------------------------------------------------------------- apply
     def _deliver(self, record: CandidateRecord) -> None:
@@ -359,3 +417,10 @@ class Controller:
         for observer in self._observers:
             observer(event)
 
+
+def _describe(exc: BaseException, *, full: bool = False) -> str:
+    """'Type: message'; the first line of the message only, unless `full`."""
+    message = str(exc).strip()
+    if not full:
+        message = message.split("\n", 1)[0].strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

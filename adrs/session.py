@@ -101,14 +101,23 @@ def _run(store: RunStore, problem: Problem, config: RunConfig, observers: Sequen
                 run_id=store.run_dir.name, run_dir=str(store.run_dir), problem=problem.name,
                 proposer=describe(proposer), seed=config.seed, resumed=resumed,
                 iterations=config.stop.iterations)
-            summary = asyncio.run(_drive(controller, started))
+            try:
+                summary = asyncio.run(_drive(controller, started))
+            except UserError as exc:  # found mid-run (a rejected API key ...)
+                _record_end(store, f"error: {exc}")
+                raise
         finally:
             backend.close()
             log.close()
-        store.set_meta("status", "interrupted" if summary.reason == "interrupted"
-                       else "finished")
-        store.set_meta("stop_reason", summary.reason)
+        _record_end(store, summary.reason)
         return summary
+
+
+def _record_end(store: RunStore, reason: str) -> None:
+    status = ("interrupted" if reason == "interrupted" else
+              "failed" if reason.startswith("error") else "finished")
+    store.set_meta("status", status)
+    store.set_meta("stop_reason", reason)
 
 
 async def _drive(controller: Controller, started: RunStarted) -> RunSummary:

@@ -53,7 +53,7 @@ MESSAGE_CHARS = 2000
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"
 LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # "1": make the filesystem read-only, drop capabilities
 MAX_TASKS_VAR = "ADRS_MAX_TASKS"  # processes and threads the sandbox may have
-_PROBE_UNBOUNDED = 3  # probe exit status: lockdown works, but no bound on processes
+DISK_MB_VAR = "ADRS_DISK_MB"  # size of the sandbox's tmpfs (working directory, /dev/shm)
 LOCKDOWN_PROBE = "--lockdown-probe"
 PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
               "numeric numpy arrays")
@@ -288,9 +288,9 @@ def serve(req_fd: int, rep_fd: int) -> None:
         write_frame(rep_fd, encode_reply(handle(request)))
 
 
-def _lock_down(workdir: str, harness_path: str | None,
-               max_tasks: int) -> dict[str, object] | bool:
-    """Apply lockdown.py: whether processes are bounded, or the error reply if it failed
+def _lock_down(workdir: str, harness_path: str | None, max_tasks: int,
+               disk_mb: int) -> dict[str, object]:
+    """Apply lockdown.py: its report of what took effect, or the error reply if it failed
     (the sandbox must not run then).
 
     What stays visible: the interpreter's prefixes, its site-packages, and the harness.
@@ -300,16 +300,25 @@ def _lock_down(workdir: str, harness_path: str | None,
     try:
         # Preloaded in a zygote's forks (forkserver.py); loaded here on the Popen path.
         lockdown = sys.modules.get("_adrs_sandbox_lockdown") or _load_sibling("lockdown")
-        return bool(lockdown.lock_down(workdir, visible, max_tasks))
+        return {"report": lockdown.lock_down(workdir, visible, max_tasks, disk_mb)}
     except Exception as exc:
         return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
                             "this is a fault of the machine, not of the program")
 
 
+def _probe(workdir: str) -> int:
+    """--lockdown-probe: lock down in `workdir`; print what took effect as `name=0|1`."""
+    outcome = _lock_down(workdir, None, 64, 1)
+    report = outcome.get("report")
+    if not isinstance(report, dict):
+        return 1
+    os.write(1, " ".join(f"{k}={int(bool(v))}" for k, v in report.items()).encode())
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
-        outcome = _lock_down(argv[2], None, 64)
-        return 1 if isinstance(outcome, dict) else 0 if outcome else _PROBE_UNBOUNDED
+        return _probe(argv[2])
     req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
     harness_path = argv[4] if len(argv) > 4 else None
     if os.getpid() == 1:
@@ -319,8 +328,9 @@ def main(argv: list[str]) -> int:
         candidate_path = os.path.realpath(candidate_path)
         harness_path = harness_path and os.path.realpath(harness_path)
         outcome = _lock_down(os.path.dirname(candidate_path), harness_path,
-                             int(os.environ.get(MAX_TASKS_VAR, "0")))
-        if isinstance(outcome, dict):
+                             int(os.environ.get(MAX_TASKS_VAR, "0")),
+                             int(os.environ.get(DISK_MB_VAR, "64")))
+        if "error" in outcome:
             write_frame(rep_fd, encode_reply(outcome))
             return 1
     add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))

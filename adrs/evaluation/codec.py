@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import time
 
 # Not `from typing import ...`: the sandboxed child imports this module on every start,
 # and mypy treats a plain TYPE_CHECKING name the same way.
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 MAX_DEPTH = 100
-MAX_FRAME_BYTES = 1 << 30
+MAX_FRAME_BYTES = 1 << 26  # 64 MiB: `frame_length(header, limit=...)` takes another limit
+DEFAULT_MAX_ITEMS = 2_000_000  # decoded values in one reply (see the docstring)
 FRAME_HEADER = struct.Struct("<Q")
 
 _U8 = struct.Struct("<B")
@@ -50,6 +52,10 @@ _DTYPES = frozenset(order + code for order in "<>|="
                     for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
                                  "f2", "f4", "f8"))
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_CHECK_EVERY = 4096  # values between two reads of the clock when decoding has a deadline
+_TEXT_CHUNK = 1 << 20  # longer text is decoded piecewise, its widening checked on the way
+_MAX_TEXT_EXCESS = 1 << 25  # 32 MiB: how much more than its UTF-8 all decoded text may take
+_WIDE_STR_HEADER = sys.getsizeof("\xe9") - 2  # a non-ASCII str: this + (len + 1) * width
 
 
 class CodecError(ValueError):
@@ -66,18 +72,25 @@ def encode(obj: object) -> bytes:
     return b"".join(out)
 
 
-def decode(data: bytes | bytearray | memoryview) -> object:
-    """Decode bytes made by `encode`; raise CodecError on anything else."""
-    reader = _Reader(memoryview(data).cast("B"))
+def decode(data: bytes | bytearray | memoryview, *, max_items: int = DEFAULT_MAX_ITEMS,
+           deadline: float | None = None) -> object:
+    """Decode bytes made by `encode`; raise CodecError on anything else.
+
+    Refuses, before building them, more than `max_items` values in all (each scalar,
+    container, array and dict key is one; a packed float list counts its floats), and
+    stops once `time.monotonic()` passes `deadline` (read every few thousand values).
+    """
+    reader = _Reader(memoryview(data).cast("B"), max_items, deadline)
     try:
+        reader.reserve(1)  # the value itself
         value = reader.value(0)
     except (struct.error, UnicodeDecodeError, ValueError, TypeError, IndexError,
             OverflowError, RecursionError, MemoryError) as exc:
         if isinstance(exc, CodecError):
             raise
         raise CodecError(f"malformed data: {type(exc).__name__}: {exc}") from None
-    if reader.pos != len(reader.data):
-        raise CodecError(f"{len(reader.data) - reader.pos} trailing bytes after the value")
+    if reader.pos != reader.end:
+        raise CodecError(f"{reader.end - reader.pos} trailing bytes after the value")
     return value
 
 
@@ -199,59 +212,155 @@ def _encode_array(arr: NDArray[Any], out: list[bytes | memoryview]) -> None:
 
 # ------------------------------------------------------------------------------- decoding
 class _Reader:
-    """A cursor over untrusted bytes; every read is checked against what is left."""
+    """A cursor over untrusted bytes that checks every read against what is left, and
+    keeps the budgets: items declared so far, text widened beyond its wire size, time."""
 
-    def __init__(self, data: memoryview) -> None:
+    __slots__ = ("data", "deadline", "end", "items", "max_items", "next_check", "pos",
+                 "text_excess")
+
+    def __init__(self, data: memoryview, max_items: int, deadline: float | None) -> None:
         self.data = data
         self.pos = 0
+        self.end = len(data)
+        self.items = 0
+        self.max_items = max_items
+        self.deadline = deadline
+        # With a deadline the first value reads the clock (a deadline already past refuses
+        # even a small reply); without one it is never read, as the item cap comes first.
+        self.next_check = 0 if deadline is not None else max_items + 1
+        self.text_excess = 0
+
+    def reserve(self, n: int) -> None:
+        """Count `n` more values before any of them is built; refuse past the item cap."""
+        items = self.items + n
+        if items > self.max_items:
+            raise CodecError(f"reply has more than {self.max_items} items (a value before "
+                             f"byte {self.pos} declares {n} more after {self.items})")
+        self.items = items
+        if items >= self.next_check:
+            self.check_deadline()
+
+    def check_deadline(self) -> None:
+        if self.deadline is None:
+            return
+        self.next_check = self.items + _CHECK_EVERY
+        if time.monotonic() > self.deadline:
+            raise CodecError("decoding took past the deadline")
 
     def view(self, n: int) -> memoryview:
         """The next `n` bytes, without copying them."""
         end = self.pos + n
-        if n < 0 or end > len(self.data):
-            raise CodecError(f"declared length {n} exceeds the {len(self.data) - self.pos} "
+        if n < 0 or end > self.end:
+            raise CodecError(f"declared length {n} exceeds the {self.end - self.pos} "
                              "bytes left")
         chunk = self.data[self.pos:end]
         self.pos = end
         return chunk
 
     def unpack(self, fmt: struct.Struct) -> Any:
-        (value,) = fmt.unpack(self.view(fmt.size))
-        return value
+        pos = self.pos
+        end = pos + fmt.size
+        if end > self.end:
+            raise CodecError(f"truncated: {fmt.size} bytes expected at byte {pos}, "
+                             f"{self.end - pos} left")
+        self.pos = end
+        return fmt.unpack_from(self.data, pos)[0]
 
     def count(self, min_item_bytes: int) -> int:
         """A declared element count, refused if the remaining bytes cannot hold it."""
         n: int = self.unpack(_U32)
-        if n * min_item_bytes > len(self.data) - self.pos:
+        if n * min_item_bytes > self.end - self.pos:
             raise CodecError(f"declared count {n} exceeds the bytes left")
         return n
 
     def text(self) -> str:
-        return str(self.view(self.unpack(_U32)), "utf-8", "surrogatepass")
+        n: int = self.unpack(_U32)
+        raw = self.view(n)
+        if n >= _TEXT_CHUNK:
+            return self._long_text(raw)
+        text = str(raw, "utf-8", "surrogatepass")
+        if not text.isascii():  # O(1): a flag of the str
+            self._widened(len(text) * _width(text) - n)
+        return text
+
+    def _long_text(self, raw: memoryview) -> str:
+        """Decode in chunks, so that text refused for widening is never built whole."""
+        pieces: list[str] = []
+        chars, width, start, n = 0, 1, 0, len(raw)
+        while start < n:
+            end = min(start + _TEXT_CHUNK, n)
+            for _ in range(3):  # never cut a UTF-8 sequence (at most 3 continuation bytes)
+                if end < n and 0x80 <= raw[end] < 0xC0:
+                    end -= 1
+            piece = str(raw[start:end], "utf-8", "surrogatepass")
+            pieces.append(piece)
+            chars += len(piece)
+            width = max(width, _width(piece))
+            start = end
+            # Joined, every char takes the widest width met so far: refuse before joining.
+            if chars * width - start > _MAX_TEXT_EXCESS - self.text_excess:
+                self._widened(chars * width - start)
+        self._widened(chars * width - n)
+        return "".join(pieces)
+
+    def _widened(self, excess: int) -> None:
+        """Text whose str takes `excess` more bytes than its UTF-8 (e.g. ASCII + one emoji
+        is 4 bytes a char): capped in total, as it is the one growth not paid in items."""
+        if excess <= 0:
+            return
+        if self.text_excess + excess > _MAX_TEXT_EXCESS:
+            raise CodecError(f"reply text would take more than {_MAX_TEXT_EXCESS >> 20} MiB "
+                             "beyond its encoded size once decoded")
+        self.text_excess += excess
 
     def value(self, depth: int) -> object:
-        tag = bytes(self.view(1))
-        simple = _SIMPLE.get(tag)
-        if simple is not None:
-            return simple(self)
-        if tag in _NESTED:
-            if depth >= MAX_DEPTH:
-                raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
-            return _NESTED[tag](self, depth + 1)
-        raise CodecError(f"unknown tag {tag!r} at byte {self.pos - 1}")
+        """One value, already counted by `reserve`."""
+        pos = self.pos
+        if pos >= self.end:
+            raise CodecError(f"truncated: a value is missing at byte {pos}")
+        tag = self.data[pos]
+        self.pos = pos + 1
+        read = _READERS[tag]
+        if read is None:
+            raise CodecError(f"unknown tag {bytes([tag])!r} at byte {pos}")
+        return read(self, depth)
 
 
-def _read_floats(reader: _Reader) -> list[float]:
+def _width(text: str) -> int:
+    """Bytes per character of a str (1, 2 or 4), from its size: no pass over the text."""
+    if text.isascii():
+        return 1
+    return (sys.getsizeof(text) - _WIDE_STR_HEADER) // (len(text) + 1)
+
+
+def _read_floats(reader: _Reader, depth: int) -> list[float]:
     n = reader.count(8)
-    return list(struct.unpack(f"<{n}d", reader.view(8 * n)))
+    reader.reserve(n)
+    start = reader.pos
+    reader.pos = start + 8 * n
+    return list(struct.unpack_from(f"<{n}d", reader.data, start))
 
 
-def _read_bigint(reader: _Reader) -> int:
+def _read_bigint(reader: _Reader, depth: int) -> int:
     return int.from_bytes(reader.view(reader.unpack(_U32)), "little", signed=True)
 
 
 def _read_list(reader: _Reader, depth: int) -> list[object]:
-    return [reader.value(depth) for _ in range(reader.count(1))]
+    if depth >= MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
+    n = reader.count(1)
+    if not n:
+        return []
+    reader.reserve(n)
+    value = reader.value
+    depth += 1
+    if n <= _CHECK_EVERY:
+        return [value(depth) for _ in range(n)]
+    result: list[object] = []
+    for start in range(0, n, _CHECK_EVERY):  # a long list alone still reads the clock
+        reader.check_deadline()
+        result += [value(depth) for _ in range(min(_CHECK_EVERY, n - start))]
+    return result
 
 
 def _read_tuple(reader: _Reader, depth: int) -> tuple[object, ...]:
@@ -259,15 +368,23 @@ def _read_tuple(reader: _Reader, depth: int) -> tuple[object, ...]:
 
 
 def _read_dict(reader: _Reader, depth: int) -> dict[str, object]:
+    if depth >= MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
     n = reader.count(5)  # a key is at least a 4-byte length, a value at least a tag
+    reader.reserve(2 * n)  # keys are decoded values too
+    text, value = reader.text, reader.value
+    depth += 1
     result: dict[str, object] = {}
-    for _ in range(n):
-        key = reader.text()
-        result[key] = reader.value(depth)
+    for start in range(0, n, _CHECK_EVERY):
+        if start:
+            reader.check_deadline()
+        for _ in range(min(_CHECK_EVERY, n - start)):
+            key = text()
+            result[key] = value(depth)
     return result
 
 
-def _read_array(reader: _Reader) -> object:
+def _read_array(reader: _Reader, depth: int) -> object:
     dtype = str(reader.view(reader.unpack(_U8)), "ascii")
     if dtype not in _DTYPES:
         raise CodecError(f"refused array dtype {dtype!r}")
@@ -290,16 +407,27 @@ def _read_array(reader: _Reader) -> object:
     return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
 
 
-_SIMPLE: dict[bytes, Any] = {
-    _NONE: lambda r: None,
-    _TRUE: lambda r: True,
-    _FALSE: lambda r: False,
-    _INT: lambda r: r.unpack(_I64),
-    _BIGINT: _read_bigint,
-    _FLOAT: lambda r: r.unpack(_F64),
-    _STR: lambda r: r.text(),
-    _BYTES: lambda r: bytes(r.view(r.unpack(_U32))),
-    _FLOATS: _read_floats,
-    _ARRAY: _read_array,
-}
-_NESTED: dict[bytes, Any] = {_LIST: _read_list, _TUPLE: _read_tuple, _DICT: _read_dict}
+def _reader_table() -> tuple[Any, ...]:
+    """Tag byte -> reader(reader, depth), None for the bytes that are no tag."""
+    table: list[Any] = [None] * 256
+    readers: dict[bytes, Any] = {
+        _NONE: lambda r, d: None,
+        _TRUE: lambda r, d: True,
+        _FALSE: lambda r, d: False,
+        _INT: lambda r, d: r.unpack(_I64),
+        _BIGINT: _read_bigint,
+        _FLOAT: lambda r, d: r.unpack(_F64),
+        _STR: lambda r, d: r.text(),
+        _BYTES: lambda r, d: bytes(r.view(r.unpack(_U32))),
+        _FLOATS: _read_floats,
+        _ARRAY: _read_array,
+        _LIST: _read_list,
+        _TUPLE: _read_tuple,
+        _DICT: _read_dict,
+    }
+    for tag, read in readers.items():
+        table[tag[0]] = read
+    return tuple(table)
+
+
+_READERS = _reader_table()

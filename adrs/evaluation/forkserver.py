@@ -10,7 +10,8 @@ interpreter start, and gets the same protections.
 
 Control protocol (one SOCK_SEQPACKET socket, codec-encoded messages):
 - the zygote first sends {"ready": bool}: whether it could set up the namespaces once;
-- request {"env", "cwd", "candidate", "harness", "rlimits", "network"} with five
+- request {"env", "cwd", "candidate", "harness", "rlimits", "network", "cgroup"} (the
+  cgroup.procs files the sandbox joins before it enters its namespaces) with five
   descriptors (stdout, stderr, request pipe, reply pipe, status pipe); reply {"pid": int}
   with a pidfd of the sandbox process, or {"error": str};
 - when the sandbox process ends, its exit status (4 bytes, as `Popen.returncode`) is
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
@@ -43,6 +45,7 @@ _REQ_FD, _REP_FD = 3, 4  # where the sandbox finds its pipes (child.py's argv)
 _FIRST_FREE_FD = 5
 _MAX_MESSAGE = 1 << 20
 _STATUS_BYTES = 4
+CANDIDATE_ID = 65534  # nobody: the candidate's uid and gid inside and outside (as root)
 
 
 def _load(name: str) -> ModuleType:
@@ -57,6 +60,7 @@ def _load(name: str) -> ModuleType:
 
 child = _load("child")
 _load("lockdown")  # child.py finds it in sys.modules: no load per sandbox
+_load("seccomp")  # lockdown.py likewise
 codec = child.codec
 _LIBC = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
 
@@ -68,13 +72,49 @@ def _libc(name: str, *args: object) -> None:
 
 # ------------------------------------------------------------------------ in the sandbox
 def _enter_namespaces(network: bool) -> None:
-    """unshare --user --map-root-user [--net] --pid --mount, in this process."""
+    """unshare --user --map-root-user [--net] --ipc --pid --mount, in this process.
+
+    As root, a helper left outside the new user namespace also maps CANDIDATE_ID (nobody)
+    to the host's nobody (a namespace cannot map a second id itself), so that lockdown.py
+    can drop the candidate to it: a candidate mapped to host root would own every
+    root-owned file it can see.
+    """
     uid, gid = os.geteuid(), os.getegid()
-    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | (0 if network else _CLONE_NEWNET)
-    _libc("unshare", flags)
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
-                       ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
+    flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
+             | (0 if network else _CLONE_NEWNET))
+    if uid != 0:
+        _libc("unshare", flags)
+        _write_maps("self", f"0 {uid} 1", f"0 {gid} 1", deny_setgroups=True)
+        return
+    go_r, go_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(go_w)
+            if os.read(go_r, 1) == b"1":
+                ids = f"0 0 1\n{CANDIDATE_ID} {CANDIDATE_ID} 1"
+                _write_maps(str(os.getppid()), ids, ids, deny_setgroups=False)
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(go_r)
+    try:
+        _libc("unshare", flags)
+    finally:
+        os.write(go_w, b"1")
+        os.close(go_w)
+        _, status = os.waitpid(helper, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError("the user namespace's ids could not be mapped")
+
+
+def _write_maps(pid: str, uid_map: str, gid_map: str, deny_setgroups: bool) -> None:
+    files = [("uid_map", uid_map), ("gid_map", gid_map)]
+    if deny_setgroups:  # an unprivileged writer must deny setgroups before gid_map
+        files.insert(0, ("setgroups", "deny"))
+    for name, text in files:
+        with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(text)
 
 
@@ -123,6 +163,11 @@ def _sandbox(request: dict[str, object], fds: list[int]) -> int:
     cwd = request["cwd"]
     assert isinstance(cwd, str)
     os.chdir(cwd)
+    cgroup = request.get("cgroup") or []
+    assert isinstance(cgroup, list)
+    for procs in cgroup:  # before the user namespace: see cgroups.py
+        with open(str(procs), "w") as f:
+            f.write("0")
     _enter_namespaces(bool(request["network"]))
     alive_r, alive_w = os.pipe()
     pid = os.fork()

@@ -38,7 +38,7 @@ from adrs.evaluation.zygote import ZYGOTE_CLIENT
 
 CHILD_SCRIPT = str(Path(__file__).with_name("boot.py"))  # starts child.py (see boot.py)
 # Loaded by path in the sandbox (by boot.py, or once by the zygote, forkserver.py).
-_SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py")
+_SANDBOX_MODULES = ("child.py", "codec.py", "lockdown.py", "seccomp.py")
 # -S: no site module, whose .pth imports (editable installs ...) cost more than the rest of
 # the start-up; the child adds site-packages itself. -P: the script's directory is not
 # importable. Not -E/-I: the environment is a whitelist built here, and PYTHONHASHSEED in
@@ -47,13 +47,15 @@ PYTHON_FLAGS = ("-S", "-P")
 SITE_DIRS_VAR = "ADRS_SITE_DIRS"  # read by child.py
 LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # read by child.py
 MAX_TASKS_VAR = "ADRS_MAX_TASKS"  # read by child.py
-_PROBE_UNBOUNDED = 3  # child.py's probe status: locked down, processes not bounded
+DISK_MB_VAR = "ADRS_DISK_MB"  # read by child.py
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
-_NS_FLAGS = ("--pid", "--fork", "--kill-child", "--mount-proc")
+_NS_FLAGS = ("--ipc", "--pid", "--fork", "--kill-child", "--mount-proc")
 _PRLIMIT_NAMES = {resource.RLIMIT_AS: "as", resource.RLIMIT_CPU: "cpu",
                   resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_CORE: "core",
-                  resource.RLIMIT_NPROC: "nproc"}
+                  resource.RLIMIT_NPROC: "nproc", resource.RLIMIT_NOFILE: "nofile",
+                  resource.RLIMIT_MSGQUEUE: "msgqueue"}
+MAX_OPEN_FILES = 256  # RLIMIT_NOFILE of a sandbox: bounds memfds and pipes it can hold
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,13 @@ class Limits:
     max_processes is enforced inside a user namespace when not running as root (elsewhere
     the kernel would count all of the user's processes); where the kernel namespaces pid_max
     (Linux >= 6.14) the sandbox's processes and threads are also bounded by
-    max(max_processes, 299), root or not; network=False: no network.
+    max(max_processes, 299), root or not; network=False: no network. disk_mb is the size
+    of the sandbox's working directory and /dev/shm (one tmpfs; where the sandbox cannot be
+    locked down, files are bounded only by output_bytes each). reply_mb bounds one encoded
+    reply of the candidate (codec frame), checked before it is read.
+    Where the host offers a cgroup (cgroups.py), the whole sandbox (all its processes,
+    shared memory, memfd, its tmpfs) is also held to memory_mb + disk_mb, and its
+    processes to max_processes.
     """
 
     timeout_s: float = 30.0
@@ -75,11 +83,13 @@ class Limits:
     output_bytes: int = 1_000_000
     max_processes: int = 64
     network: bool = False
+    disk_mb: int = 64
+    reply_mb: int = 64
 
     def __post_init__(self) -> None:
         if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
             raise ValueError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
-        for name in ("memory_mb", "output_bytes", "max_processes"):
+        for name in ("memory_mb", "output_bytes", "max_processes", "disk_mb", "reply_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.cpu_s is not None and self.cpu_s < 1:
@@ -132,33 +142,38 @@ def _precompile() -> None:
 
 
 @functools.cache
-def _lockdown_probe(prefix: tuple[str, ...]) -> int:
-    """child.py's lockdown probe inside the namespaces of `prefix`, run once: 0 locked down
-    with processes bounded, _PROBE_UNBOUNDED locked down only, anything else not at all."""
+def _lockdown_probe(prefix: tuple[str, ...]) -> dict[str, bool] | None:
+    """child.py's lockdown probe inside the namespaces of `prefix`, run once: what took
+    effect (lockdown.lock_down's report), or None if the sandbox cannot be locked down."""
     if "--user" not in prefix:  # capabilities to drop exist only in our own user namespace
-        return 1
+        return None
     with tempfile.TemporaryDirectory(prefix="adrs-probe-") as workdir, \
-            contextlib.suppress(OSError, subprocess.SubprocessError):
-        return subprocess.run(
+            contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+        probe = subprocess.run(
             [*prefix, sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, "--lockdown-probe", workdir],
-            timeout=10, stdin=subprocess.DEVNULL, capture_output=True, env={}).returncode
-    return 1
+            timeout=10, stdin=subprocess.DEVNULL, capture_output=True, env={})
+        if probe.returncode == 0:
+            pairs = (item.split("=") for item in probe.stdout.decode().split())
+            return {key: value == "1" for key, value in pairs}
+    return None
 
 
 def _lockdown_works(prefix: tuple[str, ...]) -> bool:
-    return _lockdown_probe(prefix) in (0, _PROBE_UNBOUNDED)
+    return _lockdown_probe(prefix) is not None
 
 
-def _tasks_bounded(prefix: tuple[str, ...]) -> bool:
-    """Whether the sandbox's pid namespace gets a pid_max (see lockdown.py)."""
-    return _lockdown_probe(prefix) == 0
+def _locked_down_with(prefix: tuple[str, ...], what: str) -> bool:
+    """Whether the lockdown probe saw `what` take effect (see lockdown.lock_down)."""
+    return bool((_lockdown_probe(prefix) or {}).get(what))
 
 
 def _rlimits(limits: Limits, count_processes: bool) -> dict[int, int]:
     values = {resource.RLIMIT_AS: limits.memory_mb << 20,
               resource.RLIMIT_CPU: limits.cpu_seconds,
               resource.RLIMIT_FSIZE: limits.output_bytes,
-              resource.RLIMIT_CORE: 0}
+              resource.RLIMIT_CORE: 0,
+              resource.RLIMIT_NOFILE: MAX_OPEN_FILES,
+              resource.RLIMIT_MSGQUEUE: 0}
     if count_processes:
         values[resource.RLIMIT_NPROC] = limits.max_processes
     return values
@@ -199,7 +214,8 @@ def _site_dirs() -> str:
     return os.pathsep.join(site.getsitepackages())
 
 
-def environment(workdir: str, lockdown: bool = False, max_tasks: int = 0) -> dict[str, str]:
+def environment(workdir: str, lockdown: bool = False, max_tasks: int = 0,
+                disk_mb: int = 64) -> dict[str, str]:
     """The child's whole environment: a whitelist, never the parent's other variables.
 
     The ADRS_* variables tell child.py what to set up (they carry no secret)."""
@@ -209,34 +225,87 @@ def environment(workdir: str, lockdown: bool = False, max_tasks: int = 0) -> dic
     if lockdown:
         env[LOCKDOWN_VAR] = "1"
         env[MAX_TASKS_VAR] = str(max_tasks)
+        env[DISK_MB_VAR] = str(disk_mb)
     if "LC_ALL" in os.environ:
         env["LC_ALL"] = os.environ["LC_ALL"]
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
     return env
 
 
+@dataclass(frozen=True)
+class Protection:
+    """One protection of the sandbox as started here and now, for `adrs doctor`."""
+
+    name: str
+    active: bool
+    why: str  # what it does when active, what is missing when not
+
+
 def protections(network: bool = False) -> dict[str, bool]:
-    """Which protections a sandbox started now would have (for `adrs doctor`)."""
+    """Which protections a sandbox started now would have (see `protection_report`)."""
+    return {p.name: p.active for p in protection_report(network)}
+
+
+def protection_report(network: bool = False) -> list[Protection]:
+    """Every protection, active or missing, with the reason (for `adrs doctor`)."""
     prefix = _namespace_prefix(shutil.which("unshare"), network)
     lockdown = _lockdown_works(prefix)
     zygote = "--user" in prefix and lockdown and _zygote_works()
     prlimit = shutil.which("prlimit") is not None and not zygote
-    return {
-        "forked_by_zygote": zygote,  # the fast path: same protections, no interpreter start
-        "rlimits": True,
-        "rlimits_set_by_prlimit": prlimit,
-        "environment_whitelist": True,
-        "user_namespace": "--user" in prefix,
-        "pid_namespace": bool(prefix),
-        "private_proc": bool(prefix),
-        "network_namespace": bool(prefix) and not network,
-        "process_count_limit": bool(prefix) and (prlimit or zygote) and os.geteuid() != 0,
-        "fork_bomb_bound": _tasks_bounded(prefix),  # pid_max: at most max(max_processes, 299)
-        "read_only_filesystem": lockdown,
-        "private_filesystem": lockdown,  # only system dirs, the interpreter and the workdir
-        "no_capabilities": lockdown,
-        "runs_as_non_root": os.geteuid() != 0,
-    }
+    root = os.geteuid() == 0
+    userns = "--user" in prefix
+    no_lock = "needs a user namespace and mount_setattr (Linux >= 5.12)"
+    from adrs.evaluation import cgroups
+
+    cgroup = cgroups.support()
+    rows = [
+        ("forked_by_zygote", zygote, "sandboxes are forked from a started interpreter",
+         "each sandbox starts an interpreter (slower, same protections but the uid)"),
+        ("rlimits", True, "address space, CPU time, file size, open files, no core", ""),
+        ("rlimits_set_by_prlimit", prlimit, "set by prlimit(1)",
+         "set by the zygote or a pre-exec function"),
+        ("environment_whitelist", True, "no variable of the trusted side (API keys)", ""),
+        ("user_namespace", userns, "own user namespace", "unshare --user is refused here"),
+        ("pid_namespace", bool(prefix), "own pid namespace: every process dies with it",
+         "no pid namespace: a setsid() grandchild can outlive the sandbox"),
+        ("private_proc", bool(prefix), "its own /proc", "the host's /proc is visible"),
+        ("ipc_namespace", bool(prefix), "own IPC namespace: SysV IPC dies with the sandbox",
+         "no IPC namespace: shared memory can outlive the sandbox"),
+        ("network_namespace", bool(prefix) and not network, "no network (loopback only)",
+         "network allowed by limits.network" if network else "no network namespace"),
+        ("process_count_limit",
+         cgroup.active or (bool(prefix) and (prlimit or zygote) and not root),
+         "pids.max of the sandbox's cgroup" if cgroup.active
+         else "RLIMIT_NPROC inside the user namespace",
+         "RLIMIT_NPROC does not apply to root and no cgroup" if root else "no user namespace"),
+        ("fork_bomb_bound", _locked_down_with(prefix, "tasks"),
+         "pid_max of the sandbox's pid namespace (at most max(max_processes, 299) tasks)",
+         "pid_max is not per namespace before Linux 6.14"),
+        ("read_only_filesystem", lockdown, "a read-only minimal root", no_lock),
+        ("private_filesystem", lockdown,
+         "only system dirs, the interpreter, the harness and its own tmpfs", no_lock),
+        ("disk_limit", lockdown, "working directory and /dev/shm: one tmpfs of disk_mb",
+         "files are bounded only by output_bytes each"),
+        ("minimal_dev", lockdown, "/dev holds null, zero, full, random, urandom", no_lock),
+        ("host_mounts_hidden", _locked_down_with(prefix, "pivot"),
+         "pivot_root: the host's mount table is gone", "chroot only: /proc/1/mountinfo "
+         "shows the host's mounts" if lockdown else no_lock),
+        ("ipc_limits", _locked_down_with(prefix, "ipc"),
+         "SysV shared memory capped at disk_mb", "SysV limits are the host's defaults"),
+        ("seccomp_filter", _locked_down_with(prefix, "seccomp"),
+         "ptrace, bpf, io_uring, userfaultfd, perf_event_open, keyctl, mount, namespaces, "
+         "kexec and modules denied", "seccomp filters are refused here" if lockdown
+         else no_lock),
+        ("no_capabilities", lockdown, "every capability dropped for good", no_lock),
+        ("runs_as_non_root", (zygote and lockdown) or not root,
+         "an unprivileged uid without groups" if root else "the host user is not root",
+         "as root on the Popen path: mapped to host root (without capabilities)"),
+        ("cgroup_limits", cgroup.active,
+         f"memory (shared memory, memfd, tmpfs included) and processes per sandbox: "
+         f"{cgroup.reason}", f"{cgroup.reason}; memory bounded per process (RLIMIT_AS, "
+         f"{MAX_OPEN_FILES} open files of at most output_bytes) and by the tmpfs size"),
+    ]
+    return [Protection(name, bool(on), yes if on else no) for name, on, yes, no in rows]
 
 
 def _zygote_works() -> bool:

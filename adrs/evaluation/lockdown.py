@@ -1,23 +1,32 @@
 """Inside the sandbox, before the candidate loads: a minimal read-only root, no privileges.
 
 Loaded by path by child.py (stdlib only, never imported by the trusted side for its
-behaviour). It runs in the sandbox's worker process, which is root of its own user and
-mount namespaces. Root in a user namespace that maps to our own user can read and write
-every file that user can (as real root: every file): the evaluator, the simulator, data
-files with the future in them, the run store, keys in home directories. So the candidate
-gets a new root directory holding only what a Python program needs, read-only:
+behaviour). It runs in the sandbox's worker process, which is root of its own user, mount,
+pid, network and IPC namespaces. Root in a user namespace that maps to our own user can
+read and write every file that user can (as real root: every file): the evaluator, the
+simulator, data files with the future in them, the run store, keys in home directories.
+So the candidate gets a new root holding only what a Python program needs, read-only:
 
-- the system directories (/usr, /lib*, /bin, /sbin, /etc, /dev) and the sandbox's /proc;
+- the system directories (/usr, /lib*, /bin, /sbin, /etc) and the sandbox's /proc;
+- a minimal /dev: null, zero, full, random, urandom, the fd links, and /dev/shm;
 - the interpreter's prefixes and site-packages directories (`visible`), and the harness;
-- its working directory, the one writable place.
+- its working directory: a fresh tmpfs of `disk_mb` (shared with /dev/shm) holding a copy
+  of the files the trusted side put there. The candidate never writes where the trusted
+  side looks: the tmpfs lives in the sandbox's mount namespace and dies with it.
 
 Everything else (/home, /root, /tmp, /work, /srv, /opt, /mnt, /var, /run ...) does not
-exist there. The sandbox's pid namespace gets a pid_max (namespaced since Linux 6.14; at
-least 301), which bounds its processes and threads even where RLIMIT_NPROC does not apply
-(as root): a fork bomb stops at 300 tasks.
-Then the process chroots into it and drops every capability for good
-(bounding set, securebits, capset, no_new_privs), so it can neither undo the mounts nor
-leave the chroot.
+exist there. The process pivots into that root and detaches the old one, so not even the
+host's mount table stays visible (/proc/1/mountinfo), or chroots where pivot_root is
+refused. The sandbox's pid namespace gets a pid_max (namespaced since Linux 6.14; at least
+301), which bounds its processes and threads even where RLIMIT_NPROC does not apply (as
+root): a fork bomb stops at 300 tasks. SysV IPC of the sandbox's own IPC namespace is
+capped to `disk_mb` of shared memory and a few small message queues.
+
+Then it drops every capability for good (bounding set, securebits, capset,
+no_new_privs); where the trusted side mapped an unprivileged uid into the user namespace
+(it does when it runs as root), the candidate switches to that uid and to no supplementary
+group, so even root-owned files in the visible directories are not its own. Last, a
+seccomp filter (seccomp.py) denies the system calls a candidate never needs.
 
 Linux >= 5.12 on x86_64 or aarch64; `lock_down` raises OSError where that is not so, and
 the trusted side probes it once (`python child.py --lockdown-probe DIR`) before relying on it.
@@ -34,19 +43,26 @@ import sys
 TYPE_CHECKING = False  # typing and collections cost milliseconds, paid by every evaluation
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from types import ModuleType
 
     _Call = Callable[..., None]
 
 SYSTEM_PATHS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
-                "/dev", "/proc")
+                "/proc")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+_DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"))
 NEW_ROOT = ".root"  # inside the working directory: an empty directory the candidate sees
-_SYS_MOUNT_SETATTR = {"x86_64": 442, "aarch64": 442}
+_DISK = "/.disk"  # inside the new root, only while it is built
+_SYSCALLS = {"x86_64": {"mount_setattr": 442, "pivot_root": 155},
+             "aarch64": {"mount_setattr": 442, "pivot_root": 41}}
 _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_NOSUID = 0x2
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
+_MNT_DETACH = 0x2
 _PR_CAPBSET_DROP = 24
 _PR_SET_SECUREBITS = 28
 _PR_SET_NO_NEW_PRIVS = 38
@@ -55,6 +71,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _SECUREBITS = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 _CAPABILITY_VERSION_3 = 0x20080522
 _LAST_CAP = 63
+_MSG_QUEUES = 16  # msgmni: message queues of the sandbox's IPC namespace (default 32000)
 
 
 def _mount_attr(attr_set: int, attr_clr: int) -> bytes:
@@ -76,19 +93,55 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     return kept
 
 
-def _expose(call: _Call, root: str, path: str) -> None:
-    """Make `path` appear at the same place under `root`: a bind, or a copied symlink."""
-    target = root + path
+def _bind(call: _Call, source: str, target: str, flags: int = _MS_BIND | _MS_REC) -> None:
+    """Bind `source` at `target`, creating an empty file or directory to mount on."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.isdir(path):
+    if os.path.isdir(source):
         os.mkdir(target)
     else:
         open(target, "x").close()
-    source = os.fsencode(path)
-    call("mount", source, os.fsencode(target), None, _MS_BIND | _MS_REC, None)
+    call("mount", os.fsencode(source), os.fsencode(target), None, flags, None)
 
 
-def _build_root(call: _Call, workdir: str, visible: Iterable[str]) -> str:
+def _build_dev(call: _Call, root: str) -> None:
+    """The devices a Python program uses; no kvm, fuse, loop, tty or the like."""
+    os.mkdir(root + "/dev")
+    for name in DEVICES:
+        if os.path.exists("/dev/" + name):
+            _bind(call, "/dev/" + name, f"{root}/dev/{name}", _MS_BIND)
+    for name, target in _DEV_LINKS:
+        os.symlink(target, f"{root}/dev/{name}")
+
+
+def _build_disk(call: _Call, root: str, workdir: str, disk_mb: int,
+                owner: tuple[int, int] | None) -> None:
+    """One tmpfs of `disk_mb`, seen as the working directory and as /dev/shm, holding a
+    read-only copy of the files the trusted side left in the real working directory."""
+    disk = root + _DISK
+    os.mkdir(disk)
+    options = f"size={max(disk_mb, 1)}m,mode=700".encode()
+    call("mount", b"tmpfs", os.fsencode(disk), b"tmpfs", 0, options)
+    work, shm = disk + "/work", disk + "/shm"
+    for path in (work, shm):
+        os.mkdir(path, 0o700)
+        if owner is not None:
+            os.chown(path, *owner)
+    for name in os.listdir(workdir):
+        source = os.path.join(workdir, name)
+        if name != NEW_ROOT and os.path.isfile(source) and not os.path.islink(source):
+            with open(source, "rb") as src, open(os.path.join(work, name), "xb") as dst:
+                dst.write(src.read())
+            os.chmod(os.path.join(work, name), 0o444)
+    os.makedirs(root + workdir)
+    os.mkdir(root + "/dev/shm")
+    for source, target in ((work, root + workdir), (shm, root + "/dev/shm")):
+        call("mount", os.fsencode(source), os.fsencode(target), None, _MS_BIND, None)
+    call("umount2", os.fsencode(disk), _MNT_DETACH)
+    os.rmdir(disk)
+
+
+def _build_root(call: _Call, workdir: str, visible: Iterable[str], disk_mb: int,
+                owner: tuple[int, int] | None) -> str:
     root = os.path.join(workdir, NEW_ROOT)
     os.mkdir(root)
     call("mount", b"tmpfs", os.fsencode(root), b"tmpfs", 0, b"size=1m,mode=755")
@@ -97,21 +150,38 @@ def _build_root(call: _Call, workdir: str, visible: Iterable[str]) -> str:
             os.symlink(os.readlink(path), root + path)
     system = [p for p in SYSTEM_PATHS if not os.path.islink(p)]
     for path in _outermost([*system, *visible]):
-        _expose(call, root, path)
-    # The working directory itself, without the new root's mount inside it (no MS_REC).
-    os.makedirs(root + workdir)
-    call("mount", os.fsencode(workdir), os.fsencode(root + workdir), None, _MS_BIND, None)
+        _bind(call, path, root + path)
+    _build_dev(call, root)
+    _build_disk(call, root, workdir, disk_mb, owner)
     return root
 
 
-def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0) -> bool:
-    """Chroot into a read-only minimal root and drop every capability (see above).
+def _enter_root(call: _Call, numbers: dict[str, int], root: str) -> bool:
+    """Make `root` this mount namespace's root and detach the old one (pivot_root(2)'s
+    "." "." idiom); chroot where pivot_root is refused. Returns whether it pivoted."""
+    os.chdir(root)
+    try:
+        call("syscall", numbers["pivot_root"], b".", b".")
+        call("umount2", b".", _MNT_DETACH)
+        pivoted = True
+    except OSError:
+        call("chroot", b".")
+        pivoted = False
+    os.chdir("/")
+    return pivoted
 
-    With `max_tasks`, also bound the pid namespace to that many processes and threads;
-    returns whether that bound could be set (the kernel may not namespace pid_max).
+
+def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0,
+              disk_mb: int = 64) -> dict[str, bool]:
+    """Pivot into a read-only minimal root and drop every privilege (see above).
+
+    With `max_tasks`, also bound the pid namespace to that many processes and threads.
+    Returns which of the optional protections took effect: "tasks" (that bound), "pivot"
+    (the host's mount table is gone), "uid" (an unprivileged uid), "ipc" (SysV limits),
+    "seccomp".
     """
-    number = _SYS_MOUNT_SETATTR.get(os.uname().machine)
-    if number is None:
+    numbers = _SYSCALLS.get(os.uname().machine)
+    if numbers is None:
         raise OSError(f"mount_setattr is not known on {os.uname().machine}")
     libc = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # NULL: this program
 
@@ -120,16 +190,23 @@ def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0) -> 
             raise OSError(f"{name}{args[:2]} failed")
 
     workdir = os.path.realpath(workdir)
-    bounded = max_tasks > 0 and _bound_tasks(max_tasks)
-    root = _build_root(call, workdir, visible)
+    seccomp = _seccomp()
+    owner = _unprivileged_ids()
+    report = {"tasks": max_tasks > 0 and _bound_tasks(max_tasks),
+              "ipc": _limit_ipc(disk_mb), "uid": owner is not None}
+    root = _build_root(call, workdir, visible, disk_mb, owner)
     attr = _mount_attr(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0)
-    call("syscall", number, _AT_FDCWD, os.fsencode(root), _AT_RECURSIVE, attr, len(attr))
+    call("syscall", numbers["mount_setattr"], _AT_FDCWD, os.fsencode(root), _AT_RECURSIVE,
+         attr, len(attr))
     attr = _mount_attr(0, _MOUNT_ATTR_RDONLY)
-    call("syscall", number, _AT_FDCWD, os.fsencode(root + workdir), 0, attr, len(attr))
-    call("chroot", os.fsencode(root))
+    for writable in (root + workdir, root + "/dev/shm"):
+        call("syscall", numbers["mount_setattr"], _AT_FDCWD, os.fsencode(writable), 0, attr,
+             len(attr))
+    report["pivot"] = _enter_root(call, numbers, root)
     os.chdir(workdir)
-    _drop_capabilities(call, libc)
-    return bounded
+    _drop_privileges(call, libc, owner)
+    report["seccomp"] = _install_seccomp(seccomp)
+    return report
 
 
 _MIN_PID_MAX = 301  # the kernel refuses less (RESERVED_PIDS + 1)
@@ -151,20 +228,72 @@ def _bound_tasks(max_tasks: int) -> bool:
     """
     if _kernel_version() < _PID_MAX_NAMESPACED:
         return False
+    return _write_sysctl("kernel/pid_max", max(max_tasks + 2, _MIN_PID_MAX))
+
+
+def _limit_ipc(disk_mb: int) -> bool:
+    """SysV shared memory of this (the sandbox's own) IPC namespace: at most `disk_mb` in
+    all; a few message queues. The namespace, and all of it, ends with the sandbox."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    values = (("kernel/shmmax", disk_mb << 20), ("kernel/shmall", (disk_mb << 20) // page),
+              ("kernel/shmmni", 64), ("kernel/msgmni", _MSG_QUEUES))
+    return all([_write_sysctl(name, value) for name, value in values])
+
+
+def _write_sysctl(name: str, value: int) -> bool:
     try:
-        with open("/proc/sys/kernel/pid_max", "w") as f:
-            f.write(str(max(max_tasks + 2, _MIN_PID_MAX)))
-    except OSError:  # not namespaced here (Linux < 6.14): it is the whole machine's
+        with open("/proc/sys/" + name, "w") as f:
+            f.write(str(value))
+    except OSError:  # not namespaced here: it would be the whole machine's
         return False
     return True
 
 
-def _drop_capabilities(call: _Call, libc: int) -> None:
+def _unprivileged_ids() -> tuple[int, int] | None:
+    """The (uid, gid) other than 0 that the trusted side mapped into our user namespace,
+    if it did (it does when it runs as root): the candidate's identity."""
+    found = []
+    for name in ("uid_map", "gid_map"):
+        with open("/proc/self/" + name) as f:
+            inside = [int(line.split()[0]) for line in f if line.strip()]
+        found.append(next((n for n in inside if n != 0), None))
+    uid, gid = found
+    return None if uid is None or gid is None else (uid, gid)
+
+
+def _drop_privileges(call: _Call, libc: int, owner: tuple[int, int] | None) -> None:
     call("prctl", _PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0)
     drop = _ctypes.dlsym(libc, "prctl")
     for cap in range(_LAST_CAP + 1):
         if _ctypes.call_function(drop, (_PR_CAPBSET_DROP, cap, 0, 0, 0)) != 0:
             break  # EINVAL: past the last capability this kernel knows
+    if owner is not None:  # no_setuid_fixup: the capabilities go with capset below
+        os.setgroups([])
+        os.setresgid(owner[1], owner[1], owner[1])
+        os.setresuid(owner[0], owner[0], owner[0])
     header = _CAPABILITY_VERSION_3.to_bytes(4, sys.byteorder) + bytes(4)  # version, pid 0
     call("capset", header, bytes(24))  # effective, permitted, inheritable: all empty
     call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _seccomp() -> ModuleType:
+    """seccomp.py, preloaded by the zygote, else loaded by path (before the pivot: the
+    file is not in the new root)."""
+    module = sys.modules.get("_adrs_sandbox_seccomp")
+    if module is None:
+        from importlib.machinery import SourceFileLoader
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py")
+        module = type(sys)("_adrs_sandbox_seccomp")
+        module.__file__ = path
+        sys.modules[module.__name__] = module
+        SourceFileLoader(module.__name__, path).exec_module(module)
+    return module
+
+
+def _install_seccomp(seccomp: ModuleType) -> bool:
+    try:
+        seccomp.install()
+    except OSError:  # an old kernel, another architecture: the probe reports it missing
+        return False
+    return True

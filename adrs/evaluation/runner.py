@@ -81,13 +81,27 @@ def run_job(job: EvalJob) -> EvalResult:
 
 
 def _run_once(evaluate: Evaluator, job: EvalJob, harness: str | None) -> EvalResult:
-    """One evaluator on the candidate in a fresh sandbox; stderr tail attached."""
+    """One evaluator on the candidate in a fresh sandbox; stderr tail attached.
+
+    A fault of the trusted side while the sandbox is started, read or cleaned up (no
+    temporary directory left, a cleanup that failed, ...) makes this candidate invalid
+    with the reason; the run goes on.
+    """
     candidate = Candidate(job.source, job.limits, harness)
     try:
         with candidate:
             result = _evaluate(evaluate, candidate, job.options)
     except CandidateFault as fault:  # the program did not load
         result = EvalResult.invalid(str(fault))
+    except UserError:
+        raise
+    except Exception as exc:  # the trusted side failed around this candidate
+        result = EvalResult.invalid(f"the sandbox failed on the trusted side: "
+                                    f"{type(exc).__name__}: {exc}")
+    if candidate.cleanup_error is not None:
+        result = EvalResult.invalid(f"the sandbox could not be cleaned up after the program "
+                                    f"ran ({candidate.cleanup_error}); its result is void",
+                                    metrics=result.metrics)
     return replace(result, stderr=result.stderr or candidate.stderr_tail(STDERR_TAIL_CHARS))
 
 

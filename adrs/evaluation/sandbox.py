@@ -8,6 +8,11 @@ or call time, timeout, crash, memory or output limit, bad return value) raises
 Time is measured on the trusted side only. See isolation.py for the protections; without
 a pid namespace the process group is killed on close, but a grandchild that called
 setsid() escapes it.
+
+The trusted side touches nothing the candidate controls: output is captured through
+descriptors made before the child starts (capture.py), replies are bounded in size, items
+and decode time (codec.py), and `close` never raises and never blocks: a fault in cleanup
+is kept in `cleanup_error`, which makes the evaluation invalid (runner.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import math
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +34,9 @@ from types import TracebackType
 from typing import Any
 
 from adrs.evaluation import codec
+from adrs.evaluation.capture import Capture
+from adrs.evaluation.cgroups import SandboxCgroup
+from adrs.evaluation.cleanup import remove_tree
 from adrs.evaluation.isolation import (
     CHILD_SCRIPT,
     PYTHON_FLAGS,
@@ -45,6 +52,7 @@ __all__ = ["Candidate", "CandidateFault", "Limits", "protections"]
 _NAME_RE = re.compile(r"(?:harness\.)?[A-Za-z_][A-Za-z0-9_]*")
 _POLL_SLICE_S = 0.1  # how often a silent child is checked for being alive
 _TAIL_CACHE_CHARS = 16_000
+_KILL_WAIT_S = 10.0  # a killed sandbox is reaped within this, or left to the zygote
 
 
 class CandidateFault(Exception):
@@ -92,28 +100,6 @@ def _valid_error(error: object) -> dict[str, Any] | None:
     return None
 
 
-def _read_tail(path: str, n_chars: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 4 * n_chars))
-            data = f.read()
-    except OSError:
-        return ""
-    return data.decode("utf-8", "replace")[-n_chars:]
-
-
-def _remove_tree(path: str) -> None:
-    """Remove a directory even if the candidate made parts of it read-only."""
-    def make_writable(func: Callable[..., object], target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o700)
-            os.chmod(target, 0o700)
-            func(target)
-
-    shutil.rmtree(path, onerror=make_writable)
-    shutil.rmtree(path, ignore_errors=True)
-
-
 class _Timeout(Exception):
     pass
 
@@ -145,6 +131,9 @@ class Candidate:
         self._via_init = False
         self._closed = False
         self._tails: dict[str, str] = {}
+        self._capture: Capture | None = None
+        self._cgroup: SandboxCgroup | None = None
+        self.cleanup_error: str | None = None  # a fault of the trusted side in close()
 
     # -------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> Candidate:
@@ -172,30 +161,34 @@ class Candidate:
 
     def _spawn(self, candidate_path: str) -> None:
         assert self.workdir is not None
+        self._capture = Capture()
+        limits = self.limits
+        self._cgroup = SandboxCgroup.create(limits.memory_mb + limits.disk_mb,
+                                            limits.max_processes)
         req_r, self._req = os.pipe()
         self._rep, rep_w = os.pipe()
         argv = [sys.executable, *PYTHON_FLAGS, CHILD_SCRIPT, str(req_r), str(rep_w),
                 candidate_path, *([self.harness] if self.harness else [])]
-        plan = launch_plan(self.limits, argv)
+        plan = launch_plan(limits, argv)
         self._via_init = plan.namespaced  # the child then runs under its own init
         for fd in (self._req, self._rep):  # fewer, larger reads and writes of big data
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
-        env = environment(self.workdir, plan.lockdown, self.limits.max_processes)
+        env = environment(self.workdir, plan.lockdown, limits.max_processes, limits.disk_mb)
+        out, err = self._capture.fds["stdout"], self._capture.fds["stderr"]
+        cgroup = list(self._cgroup.procs_files) if self._cgroup else []
         try:
-            with open(self._stream_path("stdout"), "wb") as out, \
-                    open(self._stream_path("stderr"), "wb") as err:
-                if plan.fork_rlimits is not None:  # the fast path, where it is available
-                    self._proc = ZYGOTE_CLIENT.spawn(environment("/"), {
-                        "env": env, "cwd": self.workdir, "candidate": candidate_path,
-                        "harness": self.harness, "network": self.limits.network,
-                        "rlimits": [list(pair) for pair in plan.fork_rlimits]},
-                        [out.fileno(), err.fileno(), req_r, rep_w])
-                if self._proc is None:
-                    self._proc = subprocess.Popen(
-                        plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                        pass_fds=(req_r, rep_w), cwd=self.workdir, env=env,
-                        start_new_session=True, preexec_fn=plan.preexec)
+            if plan.fork_rlimits is not None:  # the fast path, where it is available
+                self._proc = ZYGOTE_CLIENT.spawn(environment("/"), {
+                    "env": env, "cwd": self.workdir, "candidate": candidate_path,
+                    "harness": self.harness, "network": limits.network, "cgroup": cgroup,
+                    "rlimits": [list(pair) for pair in plan.fork_rlimits]},
+                    [out, err, req_r, rep_w])
+            if self._proc is None:
+                self._proc = subprocess.Popen(
+                    plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    pass_fds=(req_r, rep_w), cwd=self.workdir, env=env,
+                    start_new_session=True, preexec_fn=_preexec(plan.preexec, cgroup))
         finally:
             os.close(req_r)
             os.close(rep_w)
@@ -212,15 +205,32 @@ class Candidate:
         raise self._fail(_error_message(error, "loading the program", self.limits))
 
     def close(self) -> None:
-        """Kill every process of the sandbox, reap it, remove its directory. Idempotent."""
+        """Kill every process of the sandbox, reap it, remove its directory. Idempotent;
+        never raises: a failing step is kept in `cleanup_error` and the others still run."""
         if self._closed:
             return
         self._closed = True
-        self._kill()
-        for stream in ("stdout", "stderr"):
-            self._tails[stream] = self._tail_from_file(stream, _TAIL_CACHE_CHARS)
+        for step in (self._kill, self._keep_tails, self._drop_cgroup, self._remove_workdir):
+            try:
+                step()
+            except Exception as exc:
+                self.cleanup_error = self.cleanup_error or f"{type(exc).__name__}: {exc}"
+
+    def _keep_tails(self) -> None:
+        if self._capture is not None:
+            for stream in ("stdout", "stderr"):
+                self._tails[stream] = self._capture.tail(stream, _TAIL_CACHE_CHARS)
+            self._capture.close()
+
+    def _drop_cgroup(self) -> None:
+        if self._cgroup is not None and not self._cgroup.destroy():
+            raise OSError("the sandbox's cgroup could not be removed")
+
+    def _remove_workdir(self) -> None:
         if self.workdir is not None:
-            _remove_tree(self.workdir)
+            error = remove_tree(self.workdir)
+            if error is not None:
+                raise OSError(f"the working directory could not be removed: {error}")
 
     def _kill(self) -> None:
         for fd in (self._req, self._rep):
@@ -237,7 +247,7 @@ class Candidate:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(target, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
+            proc.wait(timeout=_KILL_WAIT_S)
 
     # ------------------------------------------------------------------------------ calls
     def call(self, name: str, *args: object, timeout_s: float | None = None) -> object:
@@ -293,8 +303,9 @@ class Candidate:
     def _receive(self, what: str, timeout_s: float | None) -> object:
         deadline, timeout_text = self._call_deadline(timeout_s)
         try:
-            size = codec.frame_length(self._read(codec.FRAME_HEADER.size, deadline))
-            return codec.decode(self._read(size, deadline))
+            size = codec.frame_length(self._read(codec.FRAME_HEADER.size, deadline),
+                                      self.limits.reply_mb << 20)
+            return codec.decode(self._read(size, deadline), deadline=deadline)
         except _Timeout:
             raise self._fail(f"{what} {timeout_text}") from None
         except _Gone:
@@ -344,16 +355,13 @@ class Candidate:
             code = self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "stopped answering (its reply pipe closed)"
+        if self.memory_exceeded():
+            return (f"{_describe_exit(code, self._via_init, self.limits)}: it exceeded the "
+                    f"sandbox's memory limit ({self.limits.memory_mb} MB, plus "
+                    f"{self.limits.disk_mb} MB of files and shared memory)")
         return _describe_exit(code, self._via_init, self.limits)
 
     # ------------------------------------------------------------------------------ output
-    def _stream_path(self, stream: str) -> str:
-        assert self.workdir is not None
-        return os.path.join(self.workdir, f"{stream}.txt")
-
-    def _tail_from_file(self, stream: str, n_chars: int) -> str:
-        return _read_tail(self._stream_path(stream), n_chars) if self.workdir else ""
-
     def stderr_tail(self, n_chars: int = 2000) -> str:
         """The last `n_chars` characters the candidate wrote to stderr."""
         return self._tail("stderr", n_chars)
@@ -362,7 +370,30 @@ class Candidate:
         """The last `n_chars` characters the candidate wrote to stdout."""
         return self._tail("stdout", n_chars)
 
+    def memory_exceeded(self) -> bool:
+        """Whether the sandbox hit its cgroup's memory limit (False without a cgroup)."""
+        return self._cgroup is not None and self._cgroup.memory_exceeded()
+
     def _tail(self, stream: str, n_chars: int) -> str:
-        if self._closed:
+        if self._closed or self._capture is None:
             return self._tails.get(stream, "")[-n_chars:]
-        return self._tail_from_file(stream, n_chars)
+        return self._capture.tail(stream, n_chars)
+
+
+def _preexec(rlimits: Callable[[], None] | None,
+             cgroup: list[str]) -> Callable[[], None] | None:
+    """The Popen path's pre-exec function: join the cgroup, then set rlimits if needed."""
+    if not cgroup:
+        return rlimits
+
+    def join_then_limit() -> None:
+        for procs in cgroup:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if rlimits is not None:
+            rlimits()
+
+    return join_then_limit

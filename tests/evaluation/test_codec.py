@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -12,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrs.evaluation.codec import (
+    DEFAULT_MAX_ITEMS,
     MAX_DEPTH,
+    MAX_FRAME_BYTES,
     CodecError,
     decode,
     encode,
@@ -202,3 +207,183 @@ def test_frame_lengths_are_checked_before_allocation() -> None:
         frame_length(frame_header(2**62))
     with pytest.raises(CodecError):
         frame_length(b"\x01\x02")
+
+
+# ------------------------------------------------------------------------- bombs and limits
+MB = 1_000_000
+EMPTY_LIST = b"l" + U32.pack(0)
+
+
+@contextlib.contextmanager
+def peak_memory() -> Iterator[Callable[[], int]]:
+    """Peak bytes allocated (Python objects and numpy buffers) inside the block."""
+    tracemalloc.start()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def refused_fast(data: bytes, match: str, *, max_memory: int = MB, **limits: object) -> None:
+    """`data` is refused with CodecError matching `match`, quickly and in bounded memory."""
+    with peak_memory() as peak:
+        started = time.monotonic()
+        with pytest.raises(CodecError, match=match):
+            decode(data, **limits)  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+        assert peak() < max_memory, f"peak {peak()} bytes"
+    assert elapsed < 5.0
+
+
+def test_frame_limit_is_64_mib_and_can_be_overridden() -> None:
+    assert MAX_FRAME_BYTES == 1 << 26
+    assert frame_length(frame_header(MAX_FRAME_BYTES)) == MAX_FRAME_BYTES
+    with pytest.raises(CodecError, match="exceeds the limit"):
+        frame_length(frame_header(MAX_FRAME_BYTES + 1))
+    with pytest.raises(CodecError, match="exceeds the limit"):
+        frame_length(frame_header(2**40))
+    assert frame_length(frame_header(1 << 30), limit=1 << 30) == 1 << 30
+    with pytest.raises(CodecError, match="exceeds the limit"):
+        frame_length(frame_header(100), limit=99)
+
+
+def test_ten_million_none_tags_are_refused_before_building_the_list() -> None:
+    n = 10_000_000
+    refused_fast(b"l" + U32.pack(n) + b"N" * n, "more than 2000000 items")
+
+
+def test_a_dict_of_millions_of_empty_keys_is_refused_at_once() -> None:
+    n = 3_000_000
+    refused_fast(b"d" + U32.pack(n) + (U32.pack(0) + b"N") * n, "more than 2000000 items")
+
+
+def test_a_list_of_millions_of_empty_lists_is_refused_at_once() -> None:
+    n = 3_000_000
+    refused_fast(b"l" + U32.pack(n) + EMPTY_LIST * n, "more than 2000000 items")
+
+
+def test_items_are_counted_across_containers_with_memory_bounded_by_the_cap() -> None:
+    # No single container declares too much: 200 lists of 1000 empty lists each.
+    data = b"l" + U32.pack(200) + (b"l" + U32.pack(1000) + EMPTY_LIST * 1000) * 200
+    assert len(decode(data)) == 200  # type: ignore[arg-type]
+    # At most ~72 bytes per item (an empty dict and the pointer to it) were built.
+    refused_fast(data, "more than 50000 items", max_memory=50_000 * 100, max_items=50_000)
+
+
+def test_empty_dict_keys_count_as_items() -> None:
+    data = b"d" + U32.pack(3) + (U32.pack(0) + b"d" + U32.pack(0)) * 3
+    assert decode(data, max_items=7) == {"": {}}
+    with pytest.raises(CodecError, match="more than 6 items"):
+        decode(data, max_items=6)
+
+
+@pytest.mark.parametrize(("value", "items"), [
+    (None, 1), ([None] * 9, 10), ([1.0] * 9, 10), ((1, (2, 3)), 5), ({"a": 1, "b": [2]}, 6),
+    ([np.arange(10)], 2), ([b"x", "y", 10**30], 4),
+])
+def test_max_items_is_exact(value: object, items: int) -> None:
+    data = encode(value)
+    assert repr(decode(data, max_items=items)) == repr(value)
+    with pytest.raises(CodecError, match=f"more than {items - 1} items"):
+        decode(data, max_items=items - 1)
+
+
+def test_deep_nesting_of_empty_lists_is_refused_in_bounded_memory() -> None:
+    data = (b"l" + U32.pack(1)) * 1_000_000 + EMPTY_LIST
+    refused_fast(data, "nesting")
+    assert decode((b"l" + U32.pack(1)) * (MAX_DEPTH - 1) + EMPTY_LIST) is not None
+
+
+@pytest.mark.parametrize("data", [
+    array_bytes(b"|b1", (2**40,), 2**40, b""),
+    array_bytes(b"<f8", (2**20, 2**20), 2**43, b"\x00" * 64),
+    b"l" + U32.pack(2**32 - 1) + b"N" * 1000,
+    b"D" + U32.pack(2**32 - 1) + b"\x00" * 1000,
+    b"t" + U32.pack(2**32 - 1),
+])
+def test_frames_declaring_huge_element_counts_are_refused(data: bytes) -> None:
+    refused_fast(data, "exceeds|cannot hold|more than")
+
+
+def test_a_deadline_already_past_refuses_even_a_small_reply() -> None:
+    with pytest.raises(CodecError, match="past the deadline"):
+        decode(encode([1, 2, 3]), deadline=time.monotonic() - 1)
+    assert decode(encode([1, 2, 3]), deadline=time.monotonic() + 60) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("data", [
+    b"l" + U32.pack(1_900_000) + b"N" * 1_900_000,  # one long list
+    b"l" + U32.pack(19_000) + (b"l" + U32.pack(99) + b"N" * 99) * 19_000,  # many short ones
+    b"d" + U32.pack(950_000) + (U32.pack(0) + b"F") * 950_000,  # one long dict
+])
+def test_the_deadline_is_checked_while_decoding(data: bytes) -> None:
+    decode(data)  # within the default limits
+    started = time.monotonic()
+    with pytest.raises(CodecError, match="past the deadline"):
+        decode(data, deadline=started + 0.005)
+    # It stopped soon after the deadline, not at the end (the full decode is ~0.2 s).
+    assert time.monotonic() - started < 0.15
+
+
+def test_legit_large_replies_decode_under_the_defaults() -> None:
+    floats = [float(i) for i in range(1_000_000)]
+    assert decode(encode(floats)) == floats
+    mixed: list[object] = [*floats[:-1], 1]  # not packed: one item per float
+    assert decode(encode(mixed)) == mixed
+    strings = [f"s{i}" for i in range(500_000)]
+    assert decode(encode(strings)) == strings
+    keys = {f"k{i}": i for i in range(100_000)}
+    assert decode(encode(keys)) == keys
+
+
+def test_a_dict_counts_its_keys_so_half_the_cap_in_pairs_is_the_most() -> None:
+    n = DEFAULT_MAX_ITEMS // 2
+    data = b"d" + U32.pack(n) + b"".join(U32.pack(1) + b"k" + b"N" for _ in range(n))
+    with pytest.raises(CodecError, match="more than"):
+        decode(data)
+    assert decode(data, max_items=DEFAULT_MAX_ITEMS + 1) == {"k": None}
+
+
+def test_a_50_mb_array_decodes_in_memory_close_to_its_size() -> None:
+    array = np.arange(50 * MB // 8, dtype=np.float64)
+    data = encode(array)
+    assert len(data) <= MAX_FRAME_BYTES
+    with peak_memory() as peak:
+        result = decode(data)
+        assert peak() < 1.2 * array.nbytes
+    assert isinstance(result, np.ndarray) and np.array_equal(result, array)
+
+
+@pytest.mark.parametrize("text", [
+    "a" * ((1 << 20) - 1) + "😀" + "b" * 10,  # a 4-byte char across the first chunk end
+    "a" * ((1 << 20) - 2) + "€" * 3 + "é",  # a 3-byte one
+    "é" * 700_000 + "\ud800" + "x",  # 2-byte chars throughout, a lone surrogate
+    "😀" * 600_000,  # wide, but no wider than its UTF-8
+    "x" * (3 << 20),
+])
+def test_long_text_round_trips(text: str) -> None:
+    assert roundtrip(text) == text
+    assert roundtrip({text: [text]}) == {text: [text]}
+
+
+@pytest.mark.parametrize("raw", [
+    b"a" * ((1 << 20) - 1) + "😀".encode()[:3],  # cut short at the end
+    b"a" * ((1 << 20) - 1) + b"\x80" * 8 + b"a",  # stray continuation bytes at the cut
+    b"\x80" * (2 << 20),
+    b"a" * (2 << 20) + b"\xff",
+])
+def test_long_invalid_text_is_refused(raw: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode(b"s" + U32.pack(len(raw)) + raw)
+
+
+def test_text_widened_by_one_wide_char_is_refused_before_it_is_built() -> None:
+    # 20 MB of ASCII and one emoji would be an 80 MB str: 60 MB more than its encoding.
+    for raw in (b"a" * 20 * MB + "😀".encode(), "😀".encode() + b"a" * 20 * MB):
+        refused_fast(b"s" + U32.pack(len(raw)) + raw, "beyond its encoded size",
+                     max_memory=35 * MB)
+    # Many short strings, each widened, add up the same way.
+    short = "😀" + "a" * 100_000
+    with pytest.raises(CodecError, match="beyond its encoded size"):
+        decode(encode([short] * 200))
+    assert decode(encode([short] * 50)) == [short] * 50

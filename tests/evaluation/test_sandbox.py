@@ -163,8 +163,7 @@ def test_huge_output_is_capped() -> None:
     with Candidate(source, limits) as candidate:
         with pytest.raises(CandidateFault, match=r"exceeded the output limit \(100000 bytes"):
             candidate.call("f")
-        assert candidate.workdir is not None
-        assert os.path.getsize(os.path.join(candidate.workdir, "stdout.txt")) <= 100_000
+        assert len(candidate.stdout_tail(1_000_000)) <= 100_000
         assert candidate.stdout_tail(10) == "x" * 10
 
 
