@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from adrs.config import RunConfig
 from adrs.errors import UserError
-from adrs.evaluation.isolation import protections
+from adrs.evaluation.isolation import protection_report
 from adrs.llm import LLMRequest, Message
 from adrs.llm_client import CallSettings, LiteLLMClient, import_litellm, read_key, to_chat
 from adrs.llm_config import ModelConfig
@@ -151,5 +151,6 @@ def longest_prompt(config: RunConfig, problem: Problem) -> tuple[Message, ...]:
 
 
 def protection_lines() -> list[str]:
-    return [f"  {name.replace('_', ' ')}: {'yes' if on else 'no'}"
-            for name, on in protections().items()]
+    """Every sandbox protection, active or missing, with what it does or why it is not."""
+    return [f"  {'active ' if p.active else 'MISSING'} {p.name.replace('_', ' ')}: {p.why}"
+            for p in protection_report()]

@@ -32,6 +32,11 @@ def test_all_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 0, out
     assert "endpoint answers" in out and "fits the 128000-token window" in out
     assert "sandbox protections:" in out and "all fine" in out
+    from adrs.evaluation.isolation import protection_report
+
+    for protection in protection_report():  # each one, active or missing, with its reason
+        state = "active " if protection.active else "MISSING"
+        assert f"{state} {protection.name.replace('_', ' ')}: {protection.why}" in out
 
 
 def test_what_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

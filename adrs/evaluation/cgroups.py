@@ -21,9 +21,12 @@ inherit the group. Only the trusted side uses this module; the files it reads ar
 files under the cgroup mounts, read with a bound all the same.
 
 The parent group is removed at exit (atexit, best effort, only by the process that made
-it); a leftover parent of a dead process that had the same pid is removed and made anew
-when no process is left in it (else a differently named parent is used: we never kill
-processes we did not place).
+it). Processes killed, or ended by os._exit (multiprocessing workers), leave theirs: a
+new parent sweeps its siblings "adrs-<pid>" whose pid is not running (in our pid
+namespace) and that hold no process. A leftover parent of a dead process that had our pid
+is removed and made anew when no process is left in it (else a differently named parent
+is used: we never kill processes we did not place). Should a parent vanish anyway
+(swept from another pid namespace sharing the hierarchy), create() makes it again.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ _FIRST_SLEEP_S = 0.0005
 _MAX_SLEEP_S = 0.01
 _STALE_DEPTH = 4
 _ESCAPE = re.compile(r"\\([0-7]{3})")
+_PARENT_NAME = re.compile(r"adrs-([0-9]+)(?:-[0-9a-f]+)?")
 
 
 @dataclass(frozen=True)
@@ -272,10 +276,19 @@ def _rmdir(path: str) -> bool:
     return True
 
 
+def _stop_forks(dirs: tuple[str, ...]) -> None:
+    """pids.max 0 where there is one: no process of the group can fork any more, so none
+    escapes a kill by list (v1, v2 before cgroup.kill) by hopping to new pids."""
+    for path in dirs:
+        with contextlib.suppress(OSError):
+            _write(os.path.join(path, "pids.max"), "0")
+
+
 def _clear(dirs: tuple[str, ...], wait_s: float = _DESTROY_WAIT_S) -> bool:
     """Kill everything in the groups and remove them, retrying for up to wait_s while
     killed processes leave (asynchronously). True when every group is gone."""
     deadline = time.monotonic() + wait_s
+    _stop_forks(dirs)
     pause = _FIRST_SLEEP_S
     left = dirs
     while True:
@@ -321,10 +334,24 @@ _lock = threading.Lock()
 _names = itertools.count()
 
 
+def _sweep(base: str) -> None:
+    """Remove the parent groups that dead processes left under `base` (killed, or ended
+    by os._exit as multiprocessing workers do, so atexit did not run), when empty of
+    processes. A process is dead when its pid is not in our /proc."""
+    for path in _subgroups(base):
+        match = _PARENT_NAME.fullmatch(os.path.basename(path))
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        if not os.path.exists(f"/proc/{match.group(1)}") and not _has_processes(path):
+            with contextlib.suppress(OSError):
+                _remove_empty_tree(path)
+
+
 def _claim_parent(base: str) -> str:
     """Create the parent group "adrs-<pid>" under our group `base`. A leftover of a dead
     process with our pid is removed first if empty; if processes are still in it, a new
-    name is taken instead (raises OSError)."""
+    name is taken instead (raises OSError). Leftovers of other dead processes are swept."""
+    _sweep(base)
     name = f"adrs-{os.getpid()}"
     path = os.path.join(base, name)
     if os.path.isdir(path):
@@ -382,9 +409,10 @@ def _probe_v2(mounts: tuple[_Mount, ...], paths: dict[str, str]) -> Support:
         return Support(None, f"cgroup v2: {ours} lacks the {'+'.join(missing)} "
                              f"controller(s) (it has: {' '.join(offered) or 'none'})")
     if not _delegates(ours):
-        return Support(None, f"cgroup v2: {ours} does not delegate memory+pids to subgroups "
-                             f"and holds processes, so it may not (start adrs in a leaf of "
-                             f"a delegated subtree whose parent enables them)")
+        return Support(None, f"cgroup v2: our group {ours} holds processes, so it cannot "
+                             f"enable memory+pids for subgroups (no internal processes); "
+                             f"start adrs in a leaf group below it, then enable them in "
+                             f"{ours}/cgroup.subtree_control")
     parent = _claim_parent(ours)
     try:
         _write(os.path.join(parent, "cgroup.subtree_control"), "+memory +pids")
@@ -466,6 +494,27 @@ def describe() -> dict[str, object]:
             "pids_headroom": PIDS_HEADROOM}
 
 
+def _make_anew(found: Support, name: str, memory_mb: int, max_processes: int
+               ) -> SandboxCgroup:
+    """_make, after making our parent group(s) again if they are gone (a sweep by another
+    process that took us for dead: another pid namespace sharing the hierarchy)."""
+    try:
+        return _make(found, name, memory_mb, max_processes)
+    except FileNotFoundError:
+        _restore_parents(found)
+        return _make(found, name, memory_mb, max_processes)
+
+
+def _restore_parents(found: Support) -> None:
+    """Make our parent group(s) again where they are gone (raises OSError)."""
+    for parent in found.parents:
+        if not os.path.isdir(parent):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(parent)
+            if found.version == "v2":
+                _write(os.path.join(parent, "cgroup.subtree_control"), "+memory +pids")
+
+
 # --- one group per sandbox ----------------------------------------------------------
 
 
@@ -533,7 +582,8 @@ class SandboxCgroup:
         if not found.active:
             return None
         try:
-            return _make(found, f"s{os.getpid()}-{next(_names)}", memory_mb, max_processes)
+            return _make_anew(found, f"s{os.getpid()}-{next(_names)}", memory_mb,
+                              max_processes)
         except OSError:
             return None
 

@@ -52,6 +52,7 @@ _DTYPES = frozenset(order + code for order in "<>|="
                     for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
                                  "f2", "f4", "f8"))
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_ARRAY_ITEMS = 16  # an array is counted as this many values: its object costs about as much
 _CHECK_EVERY = 4096  # values between two reads of the clock when decoding has a deadline
 _TEXT_CHUNK = 1 << 20  # longer text is decoded piecewise, its widening checked on the way
 _MAX_TEXT_EXCESS = 1 << 25  # 32 MiB: how much more than its UTF-8 all decoded text may take
@@ -400,6 +401,7 @@ def _read_array(reader: _Reader, depth: int) -> object:
     if size * itemsize != nbytes:
         raise CodecError(f"array of shape {shape} and dtype {dtype} cannot hold {nbytes} bytes")
     raw = reader.view(nbytes)
+    reader.reserve(_ARRAY_ITEMS - 1)  # its parent counted one
     import numpy as np  # only now: a child that never sees an array never imports numpy
 
     if size == 0:

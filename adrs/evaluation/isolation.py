@@ -261,9 +261,9 @@ def protection_report(network: bool = False) -> list[Protection]:
     rows = [
         ("forked_by_zygote", zygote, "sandboxes are forked from a started interpreter",
          "each sandbox starts an interpreter (slower, same protections but the uid)"),
-        ("rlimits", True, "address space, CPU time, file size, open files, no core", ""),
-        ("rlimits_set_by_prlimit", prlimit, "set by prlimit(1)",
-         "set by the zygote or a pre-exec function"),
+        ("rlimits", True, "address space, CPU time, file size, open files, no core; set by "
+         + ("the zygote's fork" if zygote else "prlimit(1)" if prlimit
+            else "a pre-exec function"), ""),
         ("environment_whitelist", True, "no variable of the trusted side (API keys)", ""),
         ("user_namespace", userns, "own user namespace", "unshare --user is refused here"),
         ("pid_namespace", bool(prefix), "own pid namespace: every process dies with it",

@@ -61,7 +61,8 @@ class Attack:
 
 def _program(body: str, prelude: str = "import os, sys\n") -> str:
     indented = "\n".join("    " + line for line in body.strip().splitlines())
-    return (f"{prelude}\ndef leak(what):\n    print('LEAK:' + what, file=sys.stderr)\n\n"
+    # The marker is made at run time: the program's source (stored too) does not hold it.
+    return (f"{prelude}\ndef leak(what):\n    print('LE' + 'AK:' + what, file=sys.stderr)\n\n"
             f"def predict(history):\n{indented}\n    return history[-1]\n")
 
 
@@ -202,7 +203,7 @@ for name, args in calls.items():
 
 
 def sources(secret_path: Path) -> dict[str, str]:
-    fill = {"SECRET_PATH": repr(str(secret_path)), "SECRET": repr(SECRET),
+    fill = {"SECRET_PATH": repr(str(secret_path)),
             "DISK_LIMITED": str(PROTECTIONS["disk_limit"]),
             "UNPRIVILEGED": str(PROTECTIONS["runs_as_non_root"]),
             "SECCOMP": str(PROTECTIONS["seccomp_filter"])}
@@ -249,18 +250,20 @@ def shm_segments() -> set[str]:
     return {line.split()[1] for line in lines if line.strip()}
 
 
-def sandbox_dirs() -> set[str]:
+@pytest.fixture
+def no_leftovers(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Sandboxes made meanwhile (here, in `adrs eval` and in workers) use a temporary
+    directory of their own, which must be empty afterwards."""
     import tempfile
 
-    return {p.name for p in Path(tempfile.gettempdir()).glob("adrs-sandbox-*")}
-
-
-@pytest.fixture
-def no_leftovers() -> Iterator[None]:
-    shm, dirs = shm_segments(), sandbox_dirs()
+    scratch = tmp_path_factory.mktemp("scratch")
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    shm = shm_segments()
     yield
     assert shm_segments() <= shm, "a SysV shared memory segment outlived its sandbox"
-    assert sandbox_dirs() <= dirs, "a sandbox working directory was left behind"
+    assert list(scratch.iterdir()) == [], "a sandbox working directory was left behind"
 
 
 def assert_clean(text: str) -> None:

@@ -66,6 +66,19 @@ for _ in range(n):
     os.wait()
 """
 
+HOPPERS = """
+import os, time
+if os.fork():
+    os._exit(0)
+os.fork()
+while True:
+    try:
+        if os.fork():
+            os._exit(0)
+    except BlockingIOError:
+        time.sleep(0.001)
+"""
+
 LEAVE_GRANDCHILD = """
 import subprocess
 print(subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL,
@@ -278,6 +291,18 @@ def test_destroy_kills_a_leftover_grandchild(make_group: Make) -> None:
     assert group.peak_bytes() is None
 
 
+def test_destroy_stops_processes_that_hop_to_new_pids(make_group: Make) -> None:
+    """Processes that fork and exit without end (so a listed pid is soon stale) are
+    killed all the same: destroy() first forbids forks (pids.max 0)."""
+    group = make_group(256, 10)
+    starter = subprocess.Popen([sys.executable, "-c", HOPPERS], preexec_fn=group.join)
+    assert starter.wait(10) == 0
+    time.sleep(0.2)
+    assert cgroups._members(group.dirs)  # still hopping
+    assert group.destroy()
+    assert _gone(group)
+
+
 def test_stale_parent_is_replaced_and_a_live_one_left_alone() -> None:
     found = _skip_unless_active()
     base = os.path.join(found.memory_parent, f"stale-test-{os.getpid()}")
@@ -301,6 +326,41 @@ def test_stale_parent_is_replaced_and_a_live_one_left_alone() -> None:
             (f"adrs-{os.getpid()}", "s2"), (f"adrs-{os.getpid()}",), ())))
         if sleeper is not None:
             sleeper.wait(5)
+
+
+def test_sweep_removes_empty_parents_of_dead_processes_only() -> None:
+    found = _skip_unless_active()
+    base = os.path.join(found.memory_parent, f"sweep-test-{os.getpid()}")
+    os.mkdir(base)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    left = [os.path.join(base, f"adrs-{dead.pid}", "s1"),
+            os.path.join(base, f"adrs-{sleeper.pid}", "s1"), os.path.join(base, "other")]
+    try:
+        for path in left:
+            os.makedirs(path)
+        cgroups._sweep(base)
+        assert sorted(os.path.basename(path) for path in cgroups._subgroups(base)) == [
+            f"adrs-{sleeper.pid}", "other"]
+    finally:
+        sleeper.kill()
+        sleeper.wait(5)
+        cgroups._clear((*left[1:], os.path.dirname(left[1]), left[0], os.path.dirname(left[0]),
+                        base))
+    assert not os.path.exists(base)
+
+
+def test_a_vanished_parent_is_made_again(make_group: Make) -> None:
+    found = _skip_unless_active()
+    if any(cgroups._subgroups(parent) for parent in found.parents):
+        pytest.skip("the parent group is in use")
+    for parent in found.parents:
+        os.rmdir(parent)
+    group = make_group()
+    assert all(path.startswith(parent) for path, parent in zip(group.dirs, found.parents,
+                                                                 strict=True))
+    assert all(os.path.isdir(parent) for parent in found.parents)
 
 
 def test_v2_kill_path_on_a_cgroup2_mount() -> None:
