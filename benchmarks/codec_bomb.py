@@ -24,13 +24,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 CODEC = Path(__file__).resolve().parents[1] / "adrs" / "evaluation" / "codec.py"
 U32 = struct.Struct("<I")
 MiB = 1 << 20
 
 
-def load_codec() -> object:
+def load_codec() -> ModuleType:
     """codec.py by path, as the sandbox child loads it: without the `adrs` package."""
     spec = importlib.util.spec_from_file_location("codec", CODEC)
     assert spec is not None and spec.loader is not None
@@ -40,7 +41,7 @@ def load_codec() -> object:
 
 
 codec = load_codec()
-FRAME: int = codec.MAX_FRAME_BYTES  # type: ignore[attr-defined]
+FRAME: int = codec.MAX_FRAME_BYTES
 
 
 # ---------------------------------------------------------------------------- the shapes
@@ -72,7 +73,7 @@ def dicts_of_distinct_keys() -> bytes:
 
 def deep_nesting() -> bytes:
     n = (FRAME - 5) // 5
-    return b"l" + U32.pack(1) * n + b"l" + U32.pack(0)
+    return (b"l" + U32.pack(1)) * n + b"l" + U32.pack(0)
 
 
 def array(ndim: int) -> bytes:
@@ -99,8 +100,8 @@ def float_array() -> bytes:
 def worst_accepted_mix() -> bytes:
     """As much as the defaults let through at once: the item cap spent on empty dicts,
     the text budget on one widened string, the rest of the frame on plain ASCII."""
-    dicts = codec.DEFAULT_MAX_ITEMS - 4  # type: ignore[attr-defined]
-    wide_chars = codec._MAX_TEXT_EXCESS // 3 - 2  # type: ignore[attr-defined]
+    dicts: int = codec.DEFAULT_MAX_ITEMS - 4
+    wide_chars: int = codec._MAX_TEXT_EXCESS // 3 - 2
     head = b"l" + U32.pack(3) + b"l" + U32.pack(dicts) + (b"d" + U32.pack(0)) * dicts
     wide = text(b"a" * wide_chars + "😀".encode())
     return head + wide + text(b"a" * (FRAME - len(head) - len(wide) - 5))
@@ -135,9 +136,9 @@ def child(path: str) -> None:
     before = memory("VmRSS")
     started = time.perf_counter()
     try:
-        value = codec.decode(data)  # type: ignore[attr-defined]
+        value = codec.decode(data)
         outcome = f"ok ({type(value).__name__})"
-    except codec.CodecError as exc:  # type: ignore[attr-defined]
+    except codec.CodecError as exc:
         outcome = f"CodecError: {exc}"
     seconds = time.perf_counter() - started
     print(json.dumps({"outcome": outcome, "seconds": seconds, "before": before,
@@ -180,7 +181,7 @@ def main() -> None:
         child(args.child)
         return
     print(f"frames of {FRAME / MiB:.0f} MiB, default limits "
-          f"(max_items={codec.DEFAULT_MAX_ITEMS}), no deadline")  # type: ignore[attr-defined]
+          f"(max_items={codec.DEFAULT_MAX_ITEMS}), no deadline")
     with tempfile.TemporaryDirectory() as folder:
         for name, build in SHAPES.items():
             if args.only.lower() in name.lower():

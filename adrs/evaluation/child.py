@@ -67,10 +67,10 @@ def read_frame(fd: int) -> object | None:
     header = _read_exact(fd, codec.FRAME_HEADER.size)
     if header is None:
         return None
-    body = _read_exact(fd, codec.frame_length(header))
+    body = _read_exact(fd, codec.frame_length(header, codec.MAX_REQUEST_BYTES))
     if body is None:
         return None
-    return codec.decode(body)
+    return codec.decode(body, max_items=sys.maxsize)  # from the trusted side
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:

@@ -6,6 +6,20 @@ or calls anything named by the input (no pickle, no object dtype), it bounds the
 depth, and it checks every declared length against the bytes actually present before
 allocating, so a hostile encoder can make it fail (CodecError) but not misbehave.
 
+Amplification: a hostile reply can also make few bytes decode into many objects (5 bytes,
+an empty list, become a 72-byte object and its pointer). So a frame is at most
+MAX_FRAME_BYTES (64 MiB) unless the reader passes another limit to `frame_length`, and
+`decode` refuses, before building them, more than `max_items` values in all
+(DEFAULT_MAX_ITEMS, 2 million: every scalar, container and dict key is one, a packed float
+list counts its floats, a numpy array counts 16); it refuses text that would take more than
+32 MiB beyond its UTF-8 size once decoded (ASCII with one emoji is 4 bytes a char), and it
+stops at an optional `deadline`. Bound at the default limits: decoding one 64 MiB frame
+takes at most about 230 MiB besides the frame itself (2 million values at ~72 bytes, about
+140 MiB; the bytes, text and array data in the rest of the frame, about 55 MiB; widened
+text, 32 MiB) and a second or two. benchmarks/codec_bomb.py measures it: the costliest
+bomb (2 million empty dicts or lists, then refused) adds ~140 MiB and ~1.2 s, the
+costliest reply accepted ~230 MiB and ~1.1 s.
+
 numpy is imported only when an array is encoded or decoded, so a sandboxed child that never
 touches numpy starts without paying for it.
 
@@ -29,6 +43,9 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 100
 MAX_FRAME_BYTES = 1 << 26  # 64 MiB: `frame_length(header, limit=...)` takes another limit
+# Requests come from the trusted side (traces, tables): the sandbox reads them with this
+# limit and no item cap.
+MAX_REQUEST_BYTES = 1 << 30
 DEFAULT_MAX_ITEMS = 2_000_000  # decoded values in one reply (see the docstring)
 FRAME_HEADER = struct.Struct("<Q")
 
@@ -78,8 +95,9 @@ def decode(data: bytes | bytearray | memoryview, *, max_items: int = DEFAULT_MAX
     """Decode bytes made by `encode`; raise CodecError on anything else.
 
     Refuses, before building them, more than `max_items` values in all (each scalar,
-    container, array and dict key is one; a packed float list counts its floats), and
-    stops once `time.monotonic()` passes `deadline` (read every few thousand values).
+    container and dict key is one, a packed float list counts its floats, an array 16),
+    and stops once `time.monotonic()` passes `deadline` (read first, then every few
+    thousand values).
     """
     reader = _Reader(memoryview(data).cast("B"), max_items, deadline)
     try:
@@ -285,24 +303,21 @@ class _Reader:
         return text
 
     def _long_text(self, raw: memoryview) -> str:
-        """Decode in chunks, so that text refused for widening is never built whole."""
-        pieces: list[str] = []
+        """Text of a megabyte or more: measured first, a chunk at a time, so that text
+        refused for widening is never built whole; then decoded in one go."""
         chars, width, start, n = 0, 1, 0, len(raw)
         while start < n:
             end = min(start + _TEXT_CHUNK, n)
             for _ in range(3):  # never cut a UTF-8 sequence (at most 3 continuation bytes)
                 if end < n and 0x80 <= raw[end] < 0xC0:
                     end -= 1
+            self.check_deadline()
             piece = str(raw[start:end], "utf-8", "surrogatepass")
-            pieces.append(piece)
             chars += len(piece)
             width = max(width, _width(piece))
             start = end
-            # Joined, every char takes the widest width met so far: refuse before joining.
-            if chars * width - start > _MAX_TEXT_EXCESS - self.text_excess:
-                self._widened(chars * width - start)
         self._widened(chars * width - n)
-        return "".join(pieces)
+        return str(raw, "utf-8", "surrogatepass")
 
     def _widened(self, excess: int) -> None:
         """Text whose str takes `excess` more bytes than its UTF-8 (e.g. ASCII + one emoji

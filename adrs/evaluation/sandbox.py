@@ -265,9 +265,9 @@ class Candidate:
         if self._closed or self._proc is None:
             raise RuntimeError("the candidate is not running: use it inside a with block")
         request = codec.encode({"fn": name, "args": list(args)})
-        if len(request) > codec.MAX_FRAME_BYTES:
+        if len(request) > codec.MAX_REQUEST_BYTES:
             raise codec.CodecError(f"the arguments of {name}() exceed "
-                                   f"{codec.MAX_FRAME_BYTES} bytes once encoded")
+                                   f"{codec.MAX_REQUEST_BYTES} bytes once encoded")
         what = f"{name}()"
         self._send(request, what, timeout_s)
         reply = self._receive(what, timeout_s)
