@@ -14,6 +14,7 @@ so a hole shows up as that line in the output (or as the secret itself).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +27,9 @@ import pytest
 from adrs.config import resolve
 from adrs.evaluation.backends import LocalBackend
 from adrs.evaluation.isolation import protections
+from adrs.evaluation.runner import EvalJob, run_job
+from adrs.evaluation.sandbox import Limits
+from adrs.evaluation.zygote import ZYGOTE_CLIENT
 from adrs.mutator import Proposal, ProposalContext
 from adrs.session import start_run
 from adrs.store import RunStore
@@ -120,33 +124,29 @@ for size in (1 << 30, 512 << 20, 16 << 20):
         break""", LIBC), "IPC namespace (dies with the sandbox); shmall = disk_mb"),
     "memfd and files beyond the memory and disk limits": Attack(_program(f"""
 import mmap
-held = []
-total = 0
+chunk = 900 << 10  # under the file-size limit (output_bytes)
+held, total = [], 0
 try:
     while total < 4 * {MEMORY_MB} << 20:
         fd = os.memfd_create('hoard')
-        os.ftruncate(fd, 1 << 20)
-        os.pwrite(fd, b'x' * (1 << 20), 0)
-        held.append(mmap.mmap(fd, 1 << 20))
+        os.pwrite(fd, b'x' * chunk, 0)
+        held.append(mmap.mmap(fd, chunk))  # the mapping keeps it after close
         os.close(fd)
-        total += 1 << 20
+        total += chunk
 except (OSError, MemoryError, ValueError):
     pass
+print(f'held {{total >> 20}} MB of memfd', file=sys.stderr)
+for mapping in held:
+    mapping.close()
 written = 0
-try:
-    with open('hoard.bin', 'wb') as f:
-        while written < 4 * {DISK_MB} << 20:
-            f.write(b'x' * (1 << 20))
-            written += 1 << 20
-except OSError:
-    pass
-for n in range(200):
+for n in range(4 * {DISK_MB} << 20 // chunk):
     try:
         with open(f'hoard-{{n}}.bin', 'wb') as f:
-            f.write(b'y' * (900 << 10))
-            written += 900 << 10
+            f.write(b'y' * chunk)
+            written += chunk
     except OSError:
         break
+print(f'wrote {{written >> 20}} MB of files', file=sys.stderr)
 if total > ({MEMORY_MB} + {DISK_MB}) << 20:
     leak(f'held {{total >> 20}} MB of memfd')
 if written > ({DISK_MB} + 1) << 20 and DISK_LIMITED:
@@ -202,10 +202,11 @@ for name, args in calls.items():
 }
 
 
-def sources(secret_path: Path) -> dict[str, str]:
+def sources(secret_path: Path, unprivileged: bool = PROTECTIONS["runs_as_non_root"]
+            ) -> dict[str, str]:
     fill = {"SECRET_PATH": repr(str(secret_path)),
             "DISK_LIMITED": str(PROTECTIONS["disk_limit"]),
-            "UNPRIVILEGED": str(PROTECTIONS["runs_as_non_root"]),
+            "UNPRIVILEGED": str(unprivileged),
             "SECCOMP": str(PROTECTIONS["seccomp_filter"])}
     out = {}
     for name, attack in ATTACKS.items():
@@ -289,6 +290,27 @@ def test_attack_through_adrs_eval(name: str, problem: Path, secret_path: Path,
     assert result["valid"] is False or 5.0 <= result["metrics"]["abs_error"] <= 6.0, result
     # Start-up of the interpreter and of adrs included, within the limit plus 10 s.
     assert elapsed <= TIMEOUT_S + 10 + 5, f"{name} took {elapsed:.1f} s"
+
+
+@pytest.fixture
+def popen_path() -> Iterator[None]:
+    ZYGOTE_CLIENT.enabled = False
+    yield
+    ZYGOTE_CLIENT.enabled = True
+
+
+def test_every_attack_on_the_popen_path(problem: Path, secret_path: Path, popen_path: None,
+                                        no_leftovers: None) -> None:
+    """The fallback path (an interpreter per sandbox under unshare and prlimit) holds too;
+    only the uid differs there as root (see docs/evaluation.md)."""
+    limits = Limits(timeout_s=TIMEOUT_S, memory_mb=MEMORY_MB, disk_mb=DISK_MB)
+    unprivileged = os.geteuid() != 0
+    for name, source in sources(secret_path, unprivileged).items():
+        started = time.monotonic()
+        result = run_job(EvalJob(str(problem), "evaluator.py:evaluate", source, limits))
+        assert time.monotonic() - started <= TIMEOUT_S + 10, name
+        assert_clean(json.dumps(result.to_json()))
+        assert not result.valid or 5.0 <= float(result.metrics["abs_error"]) <= 6.0, name
 
 
 def test_the_reply_bomb_costs_the_trusted_side_little(problem: Path, tmp_path: Path) -> None:
