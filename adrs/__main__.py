@@ -2,6 +2,6 @@
 
 import sys
 
-from adrs.cli import main
+from adrs.cli.main import main
 
 sys.exit(main())

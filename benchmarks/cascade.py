@@ -20,7 +20,7 @@ from pathlib import Path
 
 from adrs.evaluation.cascade import CascadeStage
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 
 EVALUATOR = """import math
 

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
 from adrs.evaluators.cbl.evaluate import run_single
 from adrs.evaluators.cbl.lockstep import LocalPort, load_program
 from adrs.evaluators.cbl.scenarios import TRACE_DIR_OPTION, single_region, trace_dir
+from adrs.sandbox.candidate import Limits
 
 PROBLEM = Path(__file__).resolve().parents[1] / "problems" / "cbl"
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-CODEC = Path(__file__).resolve().parents[1] / "adrs" / "evaluation" / "codec.py"
+CODEC = Path(__file__).resolve().parents[1] / "adrs" / "sandbox" / "codec.py"
 U32 = struct.Struct("<I")
 MiB = 1 << 20
 

@@ -21,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from adrs.archive import Archive
-from adrs.config import RunConfig, dump, resolve
-from adrs.controller import Controller
+from adrs.config.run_config import RunConfig, dump, resolve
+from adrs.engine.archive import Archive
+from adrs.engine.controller import Controller
 from adrs.evaluation.runner import EvalJob
-from adrs.events import CandidateEvaluated, DuplicateSkipped, Event, EventLog, ProposalFailed
-from adrs.llm import LLMMutator, LLMRequest, ScriptedClient
-from adrs.problem import load_problem
-from adrs.store import EVENTS_NAME, RunStore
+from adrs.llm.mutator import LLMMutator, LLMRequest, ScriptedClient
+from adrs.problem.spec import load_problem
+from adrs.store.database import EVENTS_NAME, RunStore
+from adrs.store.events import CandidateEvaluated, DuplicateSkipped, Event, EventLog, ProposalFailed
 from adrs.types import EvalResult
 
 CONSTANT = re.compile(r"^MARGIN = .*$", re.MULTILINE)

@@ -18,11 +18,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from adrs.cli import main as adrs
+from adrs.cli.main import main as adrs
+from adrs.code.program import split
 from adrs.evaluation.runner import run_job
-from adrs.problem import eval_job, load_problem
-from adrs.program import split
-from adrs.session import config_layers
+from adrs.problem.spec import eval_job, load_problem
+from adrs.run.session import config_layers
 
 
 def evaluate(source: str) -> tuple[float, float, float]:

@@ -23,8 +23,8 @@ from adrs.evaluation.runner import run_job
 from adrs.evaluators.eplb.balance import measure
 from adrs.evaluators.eplb.placement import Instance, check
 from adrs.evaluators.eplb.workload import synthetic_windows
-from adrs.problem import eval_job, load_problem
-from adrs.session import config_layers
+from adrs.problem.spec import eval_job, load_problem
+from adrs.run.session import config_layers
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = {"initial": REPO / "problems" / "eplb" / "initial_program.py",

@@ -8,7 +8,7 @@ Usage (Ray needs the loopback-only wrapper here):
     ../shared/bin/offline python benchmarks/sandbox.py [--evaluations 60] [--no-ray]
 Prints milliseconds per evaluation done in this process, through the Popen path (an
 interpreter started per sandbox) and through the active one (the zygote where it works,
-see adrs/evaluation/zygote.py), then evaluations per second
+see adrs/sandbox/zygote.py), then evaluations per second
 through the local backend and through Ray with 1 and 2 workers, and the 1 -> 2 scaling.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adrs.evaluation.backends import EvalBackend, LocalBackend
-from adrs.evaluation.isolation import protections
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
-from adrs.evaluation.zygote import ZYGOTE_CLIENT
+from adrs.sandbox.candidate import Limits
+from adrs.sandbox.isolation import protections
+from adrs.sandbox.zygote import ZYGOTE_CLIENT
 
 EVALUATOR = "def evaluate(candidate):\n    return {'score': float(candidate.call('f', 1))}\n"
 CANDIDATE = "def f(x):\n    return x + 1\n"

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from adrs.authoring import scaffold
+from adrs.cli.authoring import scaffold
 from adrs.dashboard.app import DashboardApp
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,11 +16,11 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.widgets.data_table import ColumnKey
 
-from adrs import archive_view as view
 from adrs.dashboard.data import FILTER_HELP, Predicate, RunData, parse_filter
 from adrs.dashboard.screens import HelpScreen, ProgramScreen
 from adrs.dashboard.widgets import HeatMap, ScoreChart
-from adrs.store import CandidateRecord
+from adrs.engine import archive_view as view
+from adrs.store.database import CandidateRecord
 
 QUICK_FILTERS = ("", "valid", "failed")
 # (column label, sort key); None sorts last whatever the direction.

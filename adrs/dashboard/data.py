@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adrs import archive_view as view
-from adrs.archive import Archive
-from adrs.store import EVENTS_NAME, CandidateRecord
+from adrs.engine import archive_view as view
+from adrs.engine.archive import Archive
+from adrs.store.database import EVENTS_NAME, CandidateRecord
 
 Predicate = Callable[[CandidateRecord], bool]
 

@@ -14,9 +14,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from adrs import archive_view as view
 from adrs.dashboard.data import FILTER_HELP, RunData
-from adrs.store import CandidateRecord
+from adrs.engine import archive_view as view
+from adrs.store.database import CandidateRecord
 
 HELP = f"""\
 [b]adrs dashboard[/b] — every action has a key

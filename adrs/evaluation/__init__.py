@@ -7,7 +7,7 @@ a worker (runner.py), and backends run evaluations concurrently (backends.py).
 
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
 from adrs.evaluation.runner import EvalJob, load_evaluator, run_job
-from adrs.evaluation.sandbox import Candidate, CandidateFault, Limits, protections
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, protections
 
 __all__ = ["Candidate", "CandidateFault", "EvalBackend", "EvalJob", "Limits", "LocalBackend",
            "ThreadBackend", "load_evaluator", "protections", "run_job"]

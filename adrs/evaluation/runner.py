@@ -31,7 +31,7 @@ from typing import Any
 
 from adrs.errors import UserError
 from adrs.evaluation.cascade import CascadeStage, gate
-from adrs.evaluation.sandbox import Candidate, CandidateFault, Limits
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits
 from adrs.types import EvalResult, MetricValue
 
 Evaluator = Callable[..., object]  # (candidate) or (candidate, options)

@@ -42,7 +42,7 @@ WORST_SHOWN = 3
 
 
 class Caller(Protocol):
-    """What the evaluator needs of a candidate: adrs.evaluation.sandbox.Candidate."""
+    """What the evaluator needs of a candidate: adrs.sandbox.candidate.Candidate."""
 
     def call(self, name: str, *args: object, timeout_s: float | None = None) -> object: ...
 

@@ -24,7 +24,7 @@ from types import TracebackType
 
 import numpy as np
 
-from adrs.evaluation.sandbox import Candidate, Limits
+from adrs.sandbox.candidate import Candidate, Limits
 
 MIN_TIME_S = 1e-5
 # The problem's sandbox harness (allocator settings), loaded into the echo's sandbox too so

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adrs.evaluation.sandbox import CandidateFault
+from adrs.sandbox.candidate import CandidateFault
 
 from .model import makespan
 from .workloads import Workload

@@ -14,12 +14,12 @@ from rich.syntax import Syntax
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
-from adrs import archive_view as view
-from adrs.authoring import scaffold
+from adrs.cli.authoring import scaffold
 from adrs.dashboard.app import DashboardApp
 from adrs.dashboard.screens import HelpScreen, ProgramScreen
 from adrs.dashboard.widgets import HeatMap
-from adrs.store import RunStore
+from adrs.engine import archive_view as view
+from adrs.store.database import RunStore
 
 
 def adrs(*args: str) -> None:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from adrs import archive_view as view
-from adrs.authoring import scaffold
+from adrs.cli.authoring import scaffold
 from adrs.dashboard.data import RunData, parse_filter
+from adrs.engine import archive_view as view
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
 from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 
 pytestmark = pytest.mark.timeout(120)
 

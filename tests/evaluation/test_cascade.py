@@ -9,8 +9,8 @@ import pytest
 from adrs.errors import UserError
 from adrs.evaluation.cascade import CascadeStage
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
-from adrs.problem import load_problem
+from adrs.problem.spec import load_problem
+from adrs.sandbox.candidate import Limits
 
 pytestmark = pytest.mark.timeout(60)
 

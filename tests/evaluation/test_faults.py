@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from adrs.config import resolve
+from adrs.config.run_config import resolve
+from adrs.engine.mutator import Proposal, ProposalContext
 from adrs.evaluation.backends import EvalBackend, LocalBackend
-from adrs.evaluation.isolation import protections
 from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
-from adrs.evaluation.sandbox import Limits
-from adrs.mutator import Proposal, ProposalContext
-from adrs.session import start_run
-from adrs.store import DB_NAME
+from adrs.run.session import start_run
+from adrs.sandbox.candidate import Limits
+from adrs.sandbox.isolation import protections
+from adrs.store.database import DB_NAME
 from adrs.types import EvalResult
 
 pytestmark = pytest.mark.timeout(240)
@@ -308,8 +308,8 @@ def test_exception_stderr_and_feedback_reach_the_next_prompt(fault_root: Path) -
     """A real faulty evaluation, then the prompt for its child shows all three texts."""
     import random
 
+    from adrs.engine.prompts import PromptRenderer
     from adrs.evaluation.runner import run_job
-    from adrs.prompts import PromptRenderer
     from adrs.types import Program
 
     crash = _fn("print('warming up the model', file=sys.stderr)\nreturn history[5]")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from adrs.config import EvaluationConfig, RunConfig, resolve
+from adrs.config.run_config import EvaluationConfig, RunConfig, resolve
 from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("ray_cluster")]
 

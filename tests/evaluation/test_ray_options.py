@@ -10,7 +10,7 @@ import pytest
 from adrs.errors import UserError
 from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("ray_cluster")]
 

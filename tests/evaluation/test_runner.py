@@ -9,7 +9,7 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.evaluation.runner import EvalJob, load_evaluator, normalise, run_job
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 from adrs.types import EvalResult
 
 pytestmark = pytest.mark.timeout(60)

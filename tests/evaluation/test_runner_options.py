@@ -11,7 +11,7 @@ from adrs.errors import UserError
 from adrs.evaluation.backends import LocalBackend
 from adrs.evaluation.cascade import CascadeStage
 from adrs.evaluation.runner import EvalJob, run_job, takes_options
-from adrs.evaluation.sandbox import Limits
+from adrs.sandbox.candidate import Limits
 
 SOURCE = "def f():\n    return 2.0\n"
 EVALUATORS = '''

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from adrs.errors import UserError
-from adrs.evaluation.sandbox import Candidate, Limits
 from adrs.evaluators.txn import WORKLOADS_OPTION, configured_workloads
 from adrs.evaluators.txn.evaluator import (
     Outcome,
@@ -29,6 +28,7 @@ from adrs.evaluators.txn.workloads import (
     hot_keys,
     load_workloads,
 )
+from adrs.sandbox.candidate import Candidate, Limits
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "evaluators" / "txn" / "model.py"

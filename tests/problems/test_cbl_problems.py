@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
-from adrs.problem import load_problem
+from adrs.problem.spec import load_problem
+from adrs.sandbox.candidate import Limits
 
 REPO = Path(__file__).resolve().parents[2]
 

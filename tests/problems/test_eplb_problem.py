@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from adrs.cli import main
+from adrs.cli.main import main
+from adrs.code.program import split
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Candidate, Limits
 from adrs.evaluators.eplb.balance import measure
 from adrs.evaluators.eplb.placement import Instance, check
 from adrs.evaluators.eplb.workload import synthetic_windows
-from adrs.problem import load_problem
-from adrs.program import split
+from adrs.problem.spec import load_problem
+from adrs.sandbox.candidate import Candidate, Limits
 from adrs.types import EvalResult
 
 HERE = Path(__file__).resolve().parent

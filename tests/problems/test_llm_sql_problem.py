@@ -9,11 +9,11 @@ from types import ModuleType
 import pytest
 
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Limits
 from adrs.evaluators.llm_sql.datasets import MERGE_GROUPS
 from adrs.evaluators.llm_sql.hitrate import hit_rate
 from adrs.evaluators.llm_sql.table import load_csv
-from adrs.problem import load_problem
+from adrs.problem.spec import load_problem
+from adrs.sandbox.candidate import Limits
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "problems" / "llm-sql"

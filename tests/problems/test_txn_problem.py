@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.evaluation.sandbox import Candidate, Limits
 from adrs.evaluators.txn.evaluator import evaluate_workloads
 from adrs.evaluators.txn.workloads import generate_workloads, load_workloads
-from adrs.problem import load_problem
+from adrs.problem.spec import load_problem
+from adrs.sandbox.candidate import Candidate, Limits
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "problems" / "txn"

@@ -1,0 +1,103 @@
+"""Problem authoring: `adrs problems new` (scaffold a working folder) and `adrs problems
+check` (validate a folder end to end, evaluating its initial program once).
+
+Every defect `check_problem` finds is one UserError naming the file and the fix; the steps
+run in the order a user would repair them (files, YAML, program, evaluator, evaluation).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adrs.cli import scaffold_templates as tpl
+from adrs.code.features import BUILTIN_FEATURES
+from adrs.errors import UserError
+from adrs.evaluation.runner import load_evaluator, run_job
+from adrs.problem.spec import Problem, eval_job, load_problem, locate
+from adrs.run.session import config_layers
+from adrs.types import EvalResult
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `check_problem` verified, in order, and the initial program's result."""
+
+    problem: Problem
+    steps: tuple[str, ...]
+    result: EvalResult
+
+
+def scaffold(name: str, parent: Path) -> Path:
+    """Write a working problem folder `parent/name` and return its path.
+
+    Refuses a bad name or an existing non-empty folder (UserError), so nothing is overwritten.
+    """
+    if not NAME_PATTERN.match(name):
+        raise UserError(f"problem name {name!r} is not valid: use lowercase letters, digits, "
+                        "'-' and '_', starting with a letter (for example 'batch_flush')")
+    root = parent / name
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise UserError(f"'{root}' already exists: choose another name or --dir")
+    root.mkdir(parents=True, exist_ok=True)
+    values = {"name": name, "title": name.replace("_", " ").replace("-", " ").capitalize(),
+              **tpl.PARAMETERS}
+    files = {"problem.yaml": tpl.PROBLEM_YAML, "README.md": tpl.README,
+             "initial_program.py": tpl.INITIAL_PROGRAM, "evaluator.py": tpl.EVALUATOR}
+    for filename, template in files.items():
+        (root / filename).write_text(template.format(**values), encoding="utf-8")
+    return root
+
+
+def check_problem(ref: str, options: Mapping[str, Any] | None = None) -> CheckReport:
+    """Validate the problem folder (or name) `ref` and score its initial program once,
+    with the problem options `options` over the problem's defaults."""
+    root = locate(ref)
+    if not (root / "problem.yaml").is_file():
+        raise UserError(f"'{root}' has no problem.yaml: create one (see "
+                        "docs/writing-a-problem.md) or scaffold with 'adrs problems new'")
+    problem = load_problem(str(root))
+    steps = [f"problem.yaml: name '{problem.name}', evaluator '{problem.spec.evaluator}'"]
+    _check_syntax(problem)
+    steps.append(f"{problem.spec.initial_program}: parses, has evolve blocks")
+    config = config_layers(problem, None, {"problem_options": dict(options or {})})
+    steps.append("features and defaults: valid run configuration")
+    load_evaluator(str(problem.root), problem.spec.evaluator)
+    steps.append(f"evaluator '{problem.spec.evaluator}': importable and callable")
+    spec = problem.spec
+    result = run_job(eval_job(problem, config, problem.initial_code))
+    if not result.valid:
+        raise UserError(f"{root / spec.initial_program}: the evaluator rejects the initial "
+                        f"program ({result.error}): fix the program or the evaluator")
+    steps.append(f"initial program: valid, score {result.score:.6g} "
+                 f"in {result.duration_s:.2f} s")
+    _check_feature_metrics(problem, result)
+    return CheckReport(problem=problem, steps=tuple(steps), result=result)
+
+
+def _check_syntax(problem: Problem) -> None:
+    path = problem.root / problem.spec.initial_program
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(problem.initial_code, filename=str(path))
+    except SyntaxError as exc:
+        raise UserError(f"{path}, line {exc.lineno}: {exc.msg}: fix the initial program's "
+                        "syntax") from None
+
+
+def _check_feature_metrics(problem: Problem, result: EvalResult) -> None:
+    """A feature named after a metric the evaluator never returns would bin everything at 0."""
+    for dim in problem.spec.features:
+        if dim.name in BUILTIN_FEATURES or dim.name in result.metrics:
+            continue
+        known = ", ".join(sorted([*BUILTIN_FEATURES, *result.metrics]))
+        raise UserError(f"{problem.root / 'problem.yaml'}: feature '{dim.name}' is neither a "
+                        f"built-in feature nor a metric of the evaluator (available: {known})")

@@ -1,0 +1,125 @@
+"""The live progress display of a run: an event observer drawing with rich.
+
+On a terminal it redraws a small panel a few times a second; otherwise (logs, CI) it
+prints one line per new best and a progress line every tenth of the run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from adrs.store.events import (
+    CandidateEvaluated,
+    CandidateProposed,
+    DuplicateSkipped,
+    Event,
+    NewBest,
+    ProposalFailed,
+    RunStarted,
+    RunStopped,
+)
+
+
+@dataclass
+class Tally:
+    """What the display shows, folded from events."""
+
+    total: int = 0
+    done: int = 0
+    evaluated: int = 0
+    failures: int = 0
+    duplicates: int = 0
+    cost_usd: float = 0.0
+    best_id: int | None = None
+    best_score: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def fold(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.total = event.iterations
+        elif isinstance(event, CandidateEvaluated):
+            self.done += 1
+            self.evaluated += 1
+            self.failures += not event.valid
+        elif isinstance(event, ProposalFailed):
+            self.done += 1
+            self.failures += 1
+        elif isinstance(event, DuplicateSkipped):
+            self.done += 1
+            self.duplicates += 1
+        elif isinstance(event, CandidateProposed):
+            self.cost_usd += event.cost_usd
+        elif isinstance(event, NewBest):
+            self.best_id, self.best_score = event.id, event.score
+
+    def rate(self) -> float:
+        return self.evaluated / max(time.monotonic() - self.started, 1e-9)
+
+    def best_text(self) -> str:
+        if self.best_score is None:
+            return "-"
+        return f"{self.best_score:.4f} (#{self.best_id})"
+
+
+class ProgressDisplay:
+    """Event observer that shows progress from RunStarted to RunStopped."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.tally = console, Tally()
+        self._live: Live | None = None
+        self._next_report = 0
+        self._last_line = ""
+
+    def __call__(self, event: Event) -> None:
+        self.tally.fold(event)
+        if isinstance(event, RunStarted):
+            self._start(event)
+        elif isinstance(event, RunStopped) and self._live is not None:
+            self._live.stop()
+            self._live = None
+        if self._live is not None:
+            return
+        if isinstance(event, NewBest):
+            self.console.print(f"new best {event.score:.4f} from candidate #{event.id}")
+        elif isinstance(event, RunStopped) or (
+                self.tally.done >= self._next_report and self.tally.total):
+            line = self._line()
+            if line != self._last_line:
+                self.console.print(line)
+            self._last_line = line
+            self._next_report = self.tally.done + max(1, self.tally.total // 10)
+
+    def _start(self, event: RunStarted) -> None:
+        # The first line says where proposals come from (offline mutator or which LLMs).
+        self.console.print(f"adrs: {event.proposer}")
+        verb = "resuming" if event.resumed else "run folder:"
+        self.console.print(f"{verb} {event.run_dir} (problem {event.problem}, "
+                           f"seed {event.seed})")
+        if self.console.is_terminal:
+            self._live = Live(get_renderable=self._panel, console=self.console,
+                              refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def _line(self) -> str:
+        t = self.tally
+        return (f"candidates {t.done}/{t.total}  best {t.best_text()}  "
+                f"{t.rate():.1f} evals/s  failures {t.failures}  duplicates {t.duplicates}  "
+                f"cost ${t.cost_usd:.4f}")
+
+    def _panel(self) -> Table:
+        t = self.tally
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold cyan")
+        table.add_column()
+        table.add_row("candidates", f"{t.done}/{t.total}")
+        table.add_row("best score", t.best_text())
+        table.add_row("evals/s", f"{t.rate():.1f}")
+        table.add_row("failures", f"{t.failures}   duplicates {t.duplicates}")
+        table.add_row("cost", f"${t.cost_usd:.4f}")
+        table.add_row("elapsed", f"{time.monotonic() - t.started:.0f} s")
+        return table

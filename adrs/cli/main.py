@@ -1,0 +1,189 @@
+"""Command line: `adrs run | resume | eval | problems | runs | show | best | dashboard`.
+
+Exit codes: 0 success, 1 the run or evaluation failed, 2 bad usage or bad input. Known
+errors become one line on stderr; set ADRS_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from adrs.cli import browse as browse_cli
+from adrs.cli import llm as llm_cli
+from adrs.cli.display import ProgressDisplay
+from adrs.config.run_config import read_yaml
+from adrs.config.schema import merge
+from adrs.engine.controller import RunSummary
+from adrs.errors import RunFailed, UserError
+from adrs.evaluation.runner import run_job
+from adrs.problem.options import add_option_flag, option_layer
+from adrs.problem.spec import discover, eval_job, load_problem
+from adrs.run.session import config_layers, new_run_dir, resume_run, start_run
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="adrs", description="Evolve systems algorithms with LLMs and "
+                     "simulators, and keep a MAP-Elites archive of the best programs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="start an evolution run on a problem")
+    run.add_argument("problem", help="a bundled problem's name or a problem folder")
+    run.add_argument("-c", "--config", type=Path, help="a run configuration YAML file")
+    run.add_argument("--iterations", type=int, help="candidates to generate (with the initial)")
+    llm_cli.add_run_flags(run)
+    run.add_argument("--workers", type=int, help="evaluations in flight at once")
+    run.add_argument("--backend", choices=["ray", "local", "thread"],
+                     help="where evaluations run (default ray: an embedded local Ray)")
+    run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
+                     "instead of starting an embedded Ray")
+    run.add_argument("--seed", type=int, help="random seed (same seed, same archive)")
+    add_option_flag(run)
+    run.add_argument("--run-dir", type=Path, help="where to store the run "
+                     "(default: runs/<problem>-<time>)")
+    resume = sub.add_parser("resume", help="continue a stopped or killed run")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--iterations", type=int, help="raise the run's total candidates")
+    ev = sub.add_parser("eval", help="score one program file once")
+    ev.add_argument("problem")
+    ev.add_argument("program", type=Path)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    add_option_flag(ev)
+    problems = sub.add_parser("problems", help="list or show problems")
+    psub = problems.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    psub.add_parser("list", help="list the known problems")
+    show = psub.add_parser("show", help="show one problem")
+    show.add_argument("name")
+    browse_cli.add_problem_parsers(psub)
+    browse_cli.add_parsers(sub)
+    llm_cli.add_doctor_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        return _dispatch(args, console)
+    except UserError as exc:
+        if os.environ.get("ADRS_DEBUG"):
+            raise
+        print(f"adrs: error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"adrs: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "run":
+        return _run(args, console)
+    if args.command == "resume":
+        return _report(resume_run(args.run_dir, [ProgressDisplay(console)],
+                                  iterations=args.iterations), args.run_dir, console)
+    if args.command == "eval":
+        return _eval(args, console)
+    if args.command == "doctor":
+        return llm_cli.doctor(args, console)
+    if args.command in browse_cli.COMMANDS:
+        return browse_cli.COMMANDS[args.command](args, console)
+    if args.action in browse_cli.PROBLEM_ACTIONS:
+        return browse_cli.PROBLEM_ACTIONS[args.action](args, console)
+    return _problems(args, console)
+
+
+def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    if args.seed is not None:
+        layer["seed"] = args.seed
+    if args.iterations is not None:
+        layer["stop"] = {"iterations": args.iterations}
+    evaluation: dict[str, Any] = {key: value for key, value in (
+        ("workers", args.workers), ("backend", args.backend),
+        ("ray_address", args.ray_address)) if value is not None}
+    if args.ray_address is not None and args.backend is None:
+        evaluation["backend"] = "ray"  # joining a cluster implies the Ray backend
+    if evaluation:
+        layer["evaluation"] = evaluation
+    if args.option:
+        layer["problem_options"] = option_layer(args.option)
+    return merge(layer, llm_cli.llm_layer(args))
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    problem = load_problem(args.problem)
+    file_layer = None if args.config is None else read_yaml(args.config, "config file")
+    config = config_layers(problem, file_layer, _cli_layer(args))
+    run_dir = args.run_dir or new_run_dir(Path("runs"), problem.name)
+    summary = start_run(str(problem.root), config, run_dir, [ProgressDisplay(console)])
+    return _report(summary, run_dir, console)
+
+
+def _report(summary: RunSummary, run_dir: Path, console: Console) -> int:
+    best = summary.best
+    console.print(f"stopped: {summary.reason}; {summary.candidates} candidates, "
+                  f"{summary.valid} valid")
+    if best is not None:
+        console.print(f"best score {best.score:.6g} (candidate #{best.id}); "
+                      f"resume with: adrs resume {run_dir}")
+    for line in llm_cli.usage_lines(run_dir):  # per-model LLM usage, when any
+        console.print(line, markup=False)
+    if summary.reason.startswith("error") or summary.reason.startswith("initial program"):
+        raise RunFailed(f"run failed: {summary.reason}")
+    if summary.valid == 0:
+        raise RunFailed("run failed: no candidate was evaluated successfully")
+    return 130 if summary.reason == "interrupted" else 0
+
+
+def _eval(args: argparse.Namespace, console: Console) -> int:
+    problem = load_problem(args.problem)
+    if not args.program.is_file():
+        raise UserError(f"program file '{args.program}' does not exist: check the path")
+    config = config_layers(problem, None, {"problem_options": option_layer(args.option)})
+    result = run_job(eval_job(problem, config, args.program.read_text(encoding="utf-8")))
+    if args.json:
+        print(json.dumps({k: result.to_json()[k] for k in
+                          ("valid", "score", "metrics", "error", "feedback")}))
+    else:
+        _print_result(console, result.to_json())
+    return 0 if result.valid else 1
+
+
+def _print_result(console: Console, data: dict[str, Any]) -> None:
+    console.print(f"valid: {data['valid']}")
+    console.print(f"score: {data['score']}")
+    for key, value in sorted(data["metrics"].items()):
+        console.print(f"  {key}: {value}")
+    if data["error"]:
+        console.print(f"error: {data['error']}")
+    if data["feedback"]:
+        console.print(f"feedback: {data['feedback']}")
+
+
+def _problems(args: argparse.Namespace, console: Console) -> int:
+    if args.action == "list":
+        for name, root in discover().items():
+            problem = load_problem(str(root))
+            console.print(f"{name:<14} {problem.spec.description}")
+        return 0
+    problem = load_problem(args.name)
+    spec = problem.spec
+    console.print(f"name: {spec.name}\nfolder: {problem.root}\nevaluator: {spec.evaluator}\n"
+                  f"features: {', '.join(f.name for f in spec.features) or 'default'}\n"
+                  f"options: {', '.join(f'{k}={v}' for k, v in spec.options.items()) or 'none'}"
+                  "\n", markup=False)
+    console.print(problem.task, markup=False)
+    return 0

@@ -1,0 +1,100 @@
+"""Assembling the LLM proposer of a run from its configuration.
+
+The client stack, outermost first: budget guard (when `stop.budget_usd` is set), recorder
+(when `llm.record` is set), then the source: an ensemble of litellm clients, the manual
+client, or a replay of a recording. `ManagedMutator` adds the two optional hooks the
+controller calls: `observe(record, status)` for every applied record (live or replayed on
+resume), which feeds the adaptive ensemble and the budget, and `spent_usd`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from adrs.config.llm import mode_problem
+from adrs.config.run_config import RunConfig
+from adrs.engine.archive import AddStatus
+from adrs.engine.mutator import Mutator, OfflineMutator, Proposal, ProposalContext
+from adrs.errors import UserError
+from adrs.llm.budget import BudgetGuard
+from adrs.llm.client import CallSettings, LiteLLMClient, read_key
+from adrs.llm.ensemble import Arm, Ensemble
+from adrs.llm.manual import MANUAL_DIR, ManualClient
+from adrs.llm.mutator import LLMClient, LLMMutator
+from adrs.llm.replay import RecordingClient, ReplayClient
+from adrs.store.database import CandidateRecord
+
+Observe = Callable[[CandidateRecord, AddStatus | None], None]
+
+
+class ManagedMutator:
+    """An LLMMutator plus the state that learns from stored records (ensemble, budget)."""
+
+    def __init__(self, mutator: LLMMutator, observers: list[Observe],
+                 guard: BudgetGuard | None, proposals_in_flight: int) -> None:
+        self._mutator, self._observers, self._guard = mutator, observers, guard
+        self.description = mutator.description
+        # The controller keeps proposals plus evaluations in flight; this bounds the
+        # proposals (each with its repairs), hence the concurrent LLM calls.
+        self._slots = asyncio.Semaphore(proposals_in_flight)
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        async with self._slots:
+            return await self._mutator.propose(ctx)
+
+    def observe(self, record: CandidateRecord, status: AddStatus | None) -> None:
+        for observe in self._observers:
+            observe(record, status)
+
+    @property
+    def spent_usd(self) -> float:
+        """Dollars of every completed call, stored or not (0 without a budget)."""
+        return 0.0 if self._guard is None else self._guard.spent_usd
+
+
+def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
+    """The proposer `config.llm` asks for; the offline mutator when mode is 'offline'."""
+    llm = config.llm
+    if llm.mode == "offline":
+        return OfflineMutator()
+    problem = mode_problem(llm)
+    if problem is not None:
+        raise UserError(problem)
+    observers: list[Observe] = []
+    client, description = _source(config, run_dir, observers)
+    if llm.record is not None:
+        client = RecordingClient(client, Path(llm.record))
+        description += f"; recording exchanges to {llm.record}"
+    guard = None
+    if config.stop.budget_usd is not None:
+        guard = BudgetGuard(client, config.stop.budget_usd)
+        client = guard
+        observers.append(guard.observe)
+        description += f"; budget ${config.stop.budget_usd:g}"
+    mutator = LLMMutator(client, llm, description=description)
+    return ManagedMutator(mutator, observers, guard, llm.proposals_in_flight)
+
+
+def _source(config: RunConfig, run_dir: Path,
+            observers: list[Observe]) -> tuple[LLMClient, str]:
+    llm = config.llm
+    if llm.mode == "manual":
+        folder = run_dir / MANUAL_DIR
+        return ManualClient(folder, llm.manual_poll_s), (
+            f"manual mode: answer each {folder}/<candidate>-<attempt>.prompt.md with a "
+            "<candidate>-<attempt>.response.md next to it")
+    if llm.mode == "replay":
+        assert llm.replay is not None  # checked by the config
+        return ReplayClient(Path(llm.replay)), f"replaying LLM exchanges from {llm.replay}"
+    settings = CallSettings(llm.timeout_s, llm.max_retries, llm.retry_backoff_s)
+    for model in llm.models:
+        read_key(model)  # a missing key stops the run before the first proposal
+    arms = [Arm(m.name, m.weight, LiteLLMClient(m, settings)) for m in llm.models]
+    ensemble = Ensemble(arms, mode=llm.ensemble, seed=config.seed,
+                        depth=config.pipeline_depth, deterministic=config.deterministic)
+    observers.append(ensemble.observe)
+    names = ", ".join(f"{m.name} (weight {m.weight:g})" for m in llm.models)
+    return ensemble, (f"LLM {llm.ensemble} ensemble of {names}; "
+                      f"{llm.proposals_in_flight} proposals in flight")

@@ -1,0 +1,353 @@
+"""The sandboxed side: runs one candidate program and answers calls from the trusted side.
+
+Started as a script by sandbox.py, never imported by the trusted side for its behaviour:
+
+    python -S -P child.py REQ_FD REP_FD CANDIDATE_PATH [HARNESS_PATH]
+
+with the interpreter's site-packages directories in ADRS_SITE_DIRS. It does not need the
+`adrs` package to be importable (it loads codec.py next to it by path), and it sets no
+limits itself: the parent has applied them before exec. It imports as little as possible,
+because its start-up time is paid on every evaluation.
+
+Protocol on the two inherited pipe descriptors (stdout and stderr belong to the candidate):
+length-prefixed codec frames. First the child sends one load report, {"loaded": True} or
+{"error": {...}}; then for each request {"fn": "name" | "harness.name", "args": [...]} it
+sends {"ok": value} or {"error": {"kind", "type", "message", "traceback"}}. It exits when
+the request pipe reaches end of file.
+"""
+
+from __future__ import annotations
+
+import _thread
+import errno
+import os
+import select
+import sys
+
+TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at start-up
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _load_sibling(name: str) -> ModuleType:
+    """A module next to this file, loaded by path (adrs need not be importable)."""
+    from importlib.machinery import SourceFileLoader
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    loader = SourceFileLoader(f"_adrs_sandbox_{name}", path)
+    module = type(sys)(loader.name)
+    module.__file__ = path
+    sys.modules[loader.name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from adrs.sandbox import codec
+else:
+    codec = _load_sibling("codec")
+
+TRACEBACK_LINES = 20
+LINE_CHARS = 300
+MESSAGE_CHARS = 2000
+SITE_DIRS_VAR = "ADRS_SITE_DIRS"
+LOCKDOWN_VAR = "ADRS_LOCKDOWN"  # "1": make the filesystem read-only, drop capabilities
+MAX_TASKS_VAR = "ADRS_MAX_TASKS"  # processes and threads the sandbox may have
+DISK_MB_VAR = "ADRS_DISK_MB"  # size of the sandbox's tmpfs (working directory, /dev/shm)
+LOCKDOWN_PROBE = "--lockdown-probe"
+PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str keys, "
+              "numeric numpy arrays")
+_PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
+_SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
+
+
+# ------------------------------------------------------------------------------ framing
+def read_frame(fd: int) -> object | None:
+    """One request, or None at end of file (the trusted side closed the pipe)."""
+    header = _read_exact(fd, codec.FRAME_HEADER.size)
+    if header is None:
+        return None
+    body = _read_exact(fd, codec.frame_length(header, codec.MAX_REQUEST_BYTES))
+    if body is None:
+        return None
+    return codec.decode(body, max_items=sys.maxsize)  # from the trusted side
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks: list[bytes] = []
+    left = n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    header = codec.frame_header(len(body))
+    # One write for small replies (one wake-up of the reader); no copy of big ones.
+    parts = (header + body,) if len(body) < 1 << 16 else (header, body)
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+# ---------------------------------------------------------------------------- reporting
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback tail, without this file's frames, with the candidate's own lines."""
+    import linecache  # imported on the error path only: start-up time matters
+    import traceback
+
+    for filename, source in _SOURCES.items():
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    summary = traceback.TracebackException.from_exception(exc)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if frame.filename != __file__])
+    lines = "".join(summary.format()).splitlines()[-TRACEBACK_LINES:]
+    return "\n".join(_clip(line, LINE_CHARS) for line in lines)
+
+
+def describe_exception(exc: BaseException, kind: str = "exception") -> dict[str, str]:
+    """Kind, type, message and traceback tail of an exception raised by the candidate."""
+    try:
+        message = _clip(str(exc), MESSAGE_CHARS)
+    except Exception:
+        message = "<the exception could not be converted to text>"
+    try:
+        tail = _format_traceback(exc)
+    except Exception:  # a MemoryError while formatting, a hostile __str__ ...
+        tail = ""
+    if kind == "exception" and isinstance(exc, MemoryError):
+        kind = "memory"
+    elif kind == "exception" and isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        kind = "output"
+    return {"kind": kind, "type": type(exc).__name__, "message": message, "traceback": tail}
+
+
+def _plain_error(kind: str, message: str) -> dict[str, object]:
+    return {"error": {"kind": kind, "type": "", "traceback": "", "message": message}}
+
+
+# ------------------------------------------------------------------------------ loading
+def install_exit_builtins() -> None:
+    """exit() and quit(), which the site module would have added (we run without it)."""
+    import builtins
+
+    def exit(code: object = None) -> None:
+        raise SystemExit(code)
+
+    builtins.exit = builtins.quit = exit  # type: ignore[assignment]
+
+
+def _site_dirs(value: str) -> list[str]:
+    return [site_dir for site_dir in value.split(os.pathsep) if site_dir]
+
+
+def add_site_dirs(value: str) -> None:
+    """Make installed packages importable without running site (and its .pth imports).
+
+    Plain directory lines of .pth files are honoured; `import` lines are not executed.
+    """
+    for site_dir in filter(None, value.split(os.pathsep)):
+        if site_dir in sys.path or not os.path.isdir(site_dir):
+            continue
+        sys.path.append(site_dir)
+        for name in sorted(os.listdir(site_dir)):
+            if name.endswith(".pth"):
+                _add_pth_dirs(os.path.join(site_dir, name), site_dir)
+
+
+def _add_pth_dirs(pth: str, site_dir: str) -> None:
+    try:
+        with open(pth, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "import ", "import\t")):
+            continue
+        path = os.path.join(site_dir, line)
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+
+
+def load_module(name: str, path: str) -> ModuleType:
+    """Execute a source file as module `name`; tracebacks show `name.py` with its lines."""
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    filename = f"{name}.py"
+    _SOURCES[filename] = source
+    module = type(sys)(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
+
+
+def load(candidate_path: str, harness_path: str | None) -> dict[str, object]:
+    try:
+        load_module("candidate", candidate_path)
+        if harness_path is not None:
+            load_module("harness", harness_path)
+    except BaseException as exc:
+        return {"error": describe_exception(exc, "load")}
+    return {"loaded": True}
+
+
+# ------------------------------------------------------------------------------ calling
+def _lookup(name: str) -> object:
+    module_name, _, attr = name.rpartition(".")
+    module = sys.modules.get(module_name or "candidate")
+    if module_name not in ("", "harness") or module is None or attr.startswith("__"):
+        return None
+    target = module.__dict__.get(attr)
+    return target if callable(target) else None
+
+
+def handle(request: object) -> dict[str, object]:
+    """Run one request; every outcome, including an exception, is a reply."""
+    if not isinstance(request, dict) or not isinstance(request.get("fn"), str) \
+            or not isinstance(request.get("args"), list):
+        return _plain_error("protocol", "sent a malformed request")
+    name: str = request["fn"]
+    target = _lookup(name)
+    if not callable(target):
+        return _plain_error("missing", f"the program defines no function {name!r}")
+    try:
+        value = target(*request["args"])
+    except BaseException as exc:
+        return {"error": describe_exception(exc)}
+    finally:
+        _flush_output()
+    return {"ok": value}
+
+
+def encode_reply(reply: dict[str, object]) -> bytes:
+    """The encoded reply; a return value that is not plain data becomes an error reply."""
+    try:
+        return codec.encode(reply)
+    except codec.CodecError as exc:
+        return codec.encode(_plain_error(
+            "unencodable", f"returned a value that is not plain data ({exc}); "
+            f"expected {PLAIN_DATA}"))
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # Not contextlib.suppress: importing contextlib costs start-up time.
+        try:  # noqa: SIM105
+            stream.flush()
+        except BaseException:  # the output limit, a closed stream: nothing to report
+            pass
+
+
+# ------------------------------------------------------------------------------ process
+def _watch_parent(req_fd: int) -> None:
+    """Exit when the trusted side is gone, even while the candidate is busy in a call."""
+    poller = select.poll()
+    poller.register(req_fd, 0)  # no events asked for: only hang-up and errors are reported
+    while True:
+        if any(event & (select.POLLHUP | select.POLLERR | select.POLLNVAL)
+               for _, event in poller.poll()):
+            os._exit(_PARENT_GONE)
+
+
+def _become_init(req_fd: int, rep_fd: int) -> None:
+    """As pid 1 of a fresh pid namespace, fork the real worker and stay as a plain init.
+
+    An init process ignores signals it has no handler for and must reap orphans; keeping
+    the candidate out of that role gives it ordinary signal semantics. The init exits with
+    the worker's status (128 + signal number when it was killed), which ends the namespace
+    and with it every process the candidate left behind.
+    """
+    worker = os.fork()
+    if worker == 0:
+        return
+    os.close(req_fd)
+    os.close(rep_fd)
+    while True:
+        pid, status = os.wait()
+        if pid == worker:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def serve(req_fd: int, rep_fd: int) -> None:
+    while True:
+        request = read_frame(req_fd)
+        if request is None:
+            return
+        write_frame(rep_fd, encode_reply(handle(request)))
+
+
+def _lock_down(workdir: str, harness_path: str | None, max_tasks: int,
+               disk_mb: int) -> dict[str, object]:
+    """Apply lockdown.py: its report of what took effect, or the error reply if it failed
+    (the sandbox must not run then).
+
+    What stays visible: the interpreter's prefixes, its site-packages, and the harness.
+    """
+    visible = [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
+               *([harness_path] if harness_path else [])]
+    try:
+        # Preloaded in a zygote's forks (forkserver.py); loaded here on the Popen path.
+        lockdown = sys.modules.get("_adrs_sandbox_lockdown") or _load_sibling("lockdown")
+        return {"report": lockdown.lock_down(workdir, visible, max_tasks, disk_mb)}
+    except Exception as exc:
+        return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
+                            "this is a fault of the machine, not of the program")
+
+
+def _probe(workdir: str) -> int:
+    """--lockdown-probe: lock down in `workdir`; print what took effect as `name=0|1`."""
+    outcome = _lock_down(workdir, None, 64, 1)
+    report = outcome.get("report")
+    if not isinstance(report, dict):
+        return 1
+    os.write(1, " ".join(f"{k}={int(bool(v))}" for k, v in report.items()).encode())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
+        return _probe(argv[2])
+    req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
+    harness_path = argv[4] if len(argv) > 4 else None
+    if os.getpid() == 1:
+        _become_init(req_fd, rep_fd)
+    if os.environ.get(LOCKDOWN_VAR) == "1":
+        # Symlinks on the way (a TMPDIR that is one) do not exist in the new root.
+        candidate_path = os.path.realpath(candidate_path)
+        harness_path = harness_path and os.path.realpath(harness_path)
+        outcome = _lock_down(os.path.dirname(candidate_path), harness_path,
+                             int(os.environ.get(MAX_TASKS_VAR, "0")),
+                             int(os.environ.get(DISK_MB_VAR, "64")))
+        if "error" in outcome:
+            write_frame(rep_fd, encode_reply(outcome))
+            return 1
+    add_site_dirs(os.environ.get(SITE_DIRS_VAR, ""))
+    install_exit_builtins()
+    sys.argv = [candidate_path]
+    try:  # noqa: SIM105 (line buffering: the stdout tail stays useful after a kill)
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        pass
+    _thread.start_new_thread(_watch_parent, (req_fd,))
+    report = load(candidate_path, harness_path)
+    _flush_output()
+    write_frame(rep_fd, encode_reply(report))
+    if "loaded" in report:
+        serve(req_fd, rep_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,70 @@
+"""`protections()` tells the truth: each protection it reports is observed from inside."""
+
+from __future__ import annotations
+
+import pytest
+
+from adrs.sandbox.candidate import Candidate, Limits
+from adrs.sandbox.isolation import environment, protections
+
+pytestmark = pytest.mark.timeout(60)
+
+PROTECTIONS = protections()
+# What the candidate sees of its own process; every line is plain data.
+PROBE = """import os, resource, socket
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return line.split()[1]
+
+def observe():
+    try:
+        open("/etc/adrs-probe-write-test", "w").close()
+        os.remove("/etc/adrs-probe-write-test")
+        writable = True
+    except OSError:
+        writable = False
+    interfaces = [name for _, name in socket.if_nameindex()]
+    return {"pid": os.getpid(), "uid_map": open("/proc/self/uid_map").read().split(),
+            "cap_eff": int(status("CapEff"), 16), "root_writable": writable,
+            "interfaces": interfaces, "as_limit": resource.getrlimit(resource.RLIMIT_AS)[0],
+            "env": sorted(os.environ), "procs": sum(p.isdigit() for p in os.listdir("/proc"))}
+"""
+
+
+@pytest.fixture(scope="module")
+def seen() -> dict[str, object]:
+    with Candidate(PROBE, Limits(timeout_s=10.0, memory_mb=700)) as candidate:
+        value = candidate.call("observe")
+    assert isinstance(value, dict)
+    return value
+
+
+def test_rlimits_and_environment_whitelist(seen: dict[str, object]) -> None:
+    assert PROTECTIONS["rlimits"] and seen["as_limit"] == 700 << 20
+    assert PROTECTIONS["environment_whitelist"]
+    assert seen["env"] == sorted(environment("/x", PROTECTIONS["read_only_filesystem"], 64))
+
+
+def test_namespaces_are_as_reported(seen: dict[str, object]) -> None:
+    # Under our init, the candidate is pid 2 of its own namespace and sees only the two.
+    assert (seen["pid"] == 2) == PROTECTIONS["pid_namespace"]
+    assert (seen["procs"] == 2) == PROTECTIONS["private_proc"]
+    assert (seen["uid_map"] != ["0", "0", "4294967295"]) == PROTECTIONS["user_namespace"]
+    if PROTECTIONS["network_namespace"]:  # a fresh one: loopback only (and it is down)
+        assert seen["interfaces"] == ["lo"]
+
+
+def test_lockdown_is_as_reported(seen: dict[str, object]) -> None:
+    if not PROTECTIONS["read_only_filesystem"]:
+        pytest.skip("this machine cannot lock the sandbox down (no user namespace or "
+                    "mount_setattr)")
+    assert seen["root_writable"] is False
+    assert PROTECTIONS["no_capabilities"] and seen["cap_eff"] == 0
+
+
+def test_every_protection_is_a_boolean() -> None:
+    assert set(PROTECTIONS) >= {"rlimits", "environment_whitelist", "user_namespace",
+                                "pid_namespace", "network_namespace", "read_only_filesystem"}
+    assert all(isinstance(value, bool) for value in PROTECTIONS.values())

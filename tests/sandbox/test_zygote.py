@@ -1,0 +1,117 @@
+"""The zygote fast path: sandboxes forked from a started interpreter, same protections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adrs.sandbox.candidate import Candidate, Limits
+from adrs.sandbox.isolation import environment, protections
+from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox
+
+pytestmark = pytest.mark.timeout(60)
+
+FAST = Limits(timeout_s=10.0)
+needs_zygote = pytest.mark.skipif(not protections()["forked_by_zygote"],
+                                  reason="this machine has no user namespaces or lockdown: "
+                                  "every sandbox takes the Popen path")
+OPEN_FDS = "import os\ndef f():\n    return len(os.listdir('/proc/self/fd')) - 1\n"
+
+
+def zygote_pid() -> int:
+    zygote = ZYGOTE_CLIENT._zygote
+    assert zygote is not None
+    return zygote.proc.pid
+
+
+@pytest.fixture
+def popen_path() -> Iterator[None]:
+    ZYGOTE_CLIENT.enabled = False
+    yield
+    ZYGOTE_CLIENT.enabled = True
+
+
+@needs_zygote
+def test_sandboxes_are_forked_by_the_zygote() -> None:
+    with Candidate("def f(x):\n    return x * 2\n", FAST) as candidate:
+        assert isinstance(candidate._proc, ForkedSandbox)
+        assert candidate.call("f", 21) == 42
+    assert candidate._proc.returncode is not None  # reaped, through the zygote
+
+
+@needs_zygote
+def test_zygote_holds_no_secret_and_no_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    ZYGOTE_CLIENT.close()  # the next sandbox starts a fresh zygote, with the key set
+    monkeypatch.setenv("OPENAI_API_KEY", "secret-0123456789")
+    with Candidate(OPEN_FDS, FAST) as candidate:
+        candidate.call("f")
+    pid = zygote_pid()
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"secret-0123456789" not in environ
+    names = sorted(item.split(b"=")[0].decode() for item in environ.split(b"\0") if item)
+    assert names == sorted(environment("/"))
+    targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert targets.count("/dev/null") == 3  # stdin, stdout, stderr
+    assert sum(target.startswith("socket:") for target in targets) == 1  # control socket
+    # The rest: the pipe that wakes it on SIGCHLD (both ends); no file, no other socket.
+    assert sorted(t.split(":")[0] for t in targets if not t.startswith(("/dev/null",
+                                                                         "socket:"))) == \
+        ["pipe", "pipe"]
+
+
+def test_sandbox_sees_only_its_own_descriptors() -> None:
+    # stdin, stdout, stderr and the two pipes: nothing of the zygote's or ours.
+    with Candidate(OPEN_FDS, FAST) as candidate:
+        assert candidate.call("f") == 5
+
+
+def test_popen_fallback_still_works(popen_path: None) -> None:
+    with Candidate(OPEN_FDS, FAST) as candidate:
+        assert isinstance(candidate._proc, subprocess.Popen)
+        assert candidate.call("f") == 5
+
+
+@needs_zygote
+def test_a_dead_zygote_is_restarted() -> None:
+    with Candidate(OPEN_FDS, FAST) as candidate:
+        candidate.call("f")
+    first = zygote_pid()
+    os.kill(first, signal.SIGKILL)
+    with Candidate("def f():\n    return 1\n", FAST) as candidate:
+        assert candidate.call("f") == 1
+        assert isinstance(candidate._proc, ForkedSandbox)
+    assert zygote_pid() != first
+
+
+def processes_in(workdir: str) -> list[str]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if workdir in os.readlink(f"/proc/{entry}/cwd"):
+                found.append(entry)
+        except OSError:
+            continue
+    return found
+
+
+@needs_zygote
+def test_killing_the_sandbox_ends_its_namespace() -> None:
+    source = ("import os, time\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n"
+              "        time.sleep(60)\n    return os.getpid()\n")
+    with Candidate(source, FAST) as candidate:
+        assert candidate.call("f") == 2  # under our init, in its own pid namespace
+        proc, workdir = candidate._proc, candidate.workdir
+        assert isinstance(proc, ForkedSandbox) and workdir is not None
+        assert len(processes_in(workdir)) >= 3  # sandbox process, init, worker, sleeper
+        proc.kill()
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while processes_in(workdir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_in(workdir) == []
