@@ -40,9 +40,9 @@ def popen_path() -> Iterator[None]:
 @needs_zygote
 def test_sandboxes_are_forked_by_the_zygote() -> None:
     with Candidate("def f(x):\n    return x * 2\n", FAST) as candidate:
-        assert isinstance(candidate._proc, ForkedSandbox)
+        assert isinstance(candidate.process.proc, ForkedSandbox)
         assert candidate.call("f", 21) == 42
-    assert candidate._proc.returncode is not None  # reaped, through the zygote
+    assert candidate.process.proc.returncode is not None  # reaped, through the zygote
 
 
 @needs_zygote
@@ -73,7 +73,7 @@ def test_sandbox_sees_only_its_own_descriptors() -> None:
 
 def test_popen_fallback_still_works(popen_path: None) -> None:
     with Candidate(OPEN_FDS, FAST) as candidate:
-        assert isinstance(candidate._proc, subprocess.Popen)
+        assert isinstance(candidate.process.proc, subprocess.Popen)
         assert candidate.call("f") == 5
 
 
@@ -85,7 +85,7 @@ def test_a_dead_zygote_is_restarted() -> None:
     os.kill(first, signal.SIGKILL)
     with Candidate("def f():\n    return 1\n", FAST) as candidate:
         assert candidate.call("f") == 1
-        assert isinstance(candidate._proc, ForkedSandbox)
+        assert isinstance(candidate.process.proc, ForkedSandbox)
     assert zygote_pid() != first
 
 
@@ -106,7 +106,7 @@ def test_killing_the_sandbox_ends_its_namespace() -> None:
               "        time.sleep(60)\n    return os.getpid()\n")
     with Candidate(source, FAST) as candidate:
         assert candidate.call("f") == 2  # under our init, in its own pid namespace
-        proc, workdir = candidate._proc, candidate.workdir
+        proc, workdir = candidate.process.proc, candidate.workdir
         assert isinstance(proc, ForkedSandbox) and workdir is not None
         assert len(processes_in(workdir)) >= 3  # sandbox process, init, worker, sleeper
         proc.kill()

@@ -1,0 +1,77 @@
+"""The two pipes to a sandbox: length-prefixed codec frames, every wait bounded.
+
+The request pipe is non-blocking (write first, wait only when it is full); the reply pipe
+is polled in slices, so a child that died while a grandchild holds the pipe open is
+noticed. `Timeout` means the deadline passed, `Gone` that the child is dead or closed its
+end; a reply frame is refused before it is read when it exceeds the reply limit, and
+decoding stops at the deadline too (codec.py).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable
+
+from adrs.sandbox import codec
+
+_POLL_SLICE_S = 0.1  # how often a silent child is checked for being alive
+_CHUNK = 1 << 20
+
+
+class Timeout(Exception):
+    """The deadline passed before the pipe was ready."""
+
+
+class Gone(Exception):
+    """The child died or closed its end of a pipe."""
+
+
+class Channel:
+    """Frames over our ends of the request (`req`) and reply (`rep`) pipes."""
+
+    def __init__(self, req: int, rep: int, alive: Callable[[], bool]) -> None:
+        self._req, self._rep, self._alive = req, rep, alive
+        os.set_blocking(req, False)
+        self._req_poll, self._rep_poll = select.poll(), select.poll()
+        self._req_poll.register(req, select.POLLOUT)
+        self._rep_poll.register(rep, select.POLLIN)
+
+    def send(self, body: bytes, deadline: float) -> None:
+        """Write one frame; Timeout or Gone."""
+        view = memoryview(codec.frame_header(len(body)) + body)
+        while view:
+            try:  # the pipe is non-blocking: write first, wait only when it is full
+                view = view[os.write(self._req, view[:_CHUNK]):]
+            except BlockingIOError:
+                self._wait_ready(self._req_poll, deadline)
+            except BrokenPipeError:
+                raise Gone from None
+
+    def receive(self, deadline: float, limit: int) -> object:
+        """Read and decode one frame of at most `limit` bytes; Timeout, Gone or CodecError."""
+        size = codec.frame_length(self._read(codec.FRAME_HEADER.size, deadline), limit)
+        return codec.decode(self._read(size, deadline), deadline=deadline)
+
+    def _wait_ready(self, poller: select.poll, deadline: float) -> None:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout
+            if poller.poll(min(left, _POLL_SLICE_S) * 1000):
+                return
+            if not self._alive():  # silence: a grandchild may hold the pipe open
+                raise Gone
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        left = n
+        while left:
+            self._wait_ready(self._rep_poll, deadline)
+            chunk = os.read(self._rep, min(left, _CHUNK))
+            if not chunk:
+                raise Gone
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
