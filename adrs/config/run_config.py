@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import yaml
 
+from adrs.config.archive import ArchiveConfig
 from adrs.config.llm import ModelConfig, check_llm
 from adrs.config.schema import build, merge, to_plain
-from adrs.engine.archive import ArchiveConfig
 from adrs.errors import UserError
 from adrs.sandbox.candidate import Limits
 

@@ -1,0 +1,229 @@
+"""The controller's pipeline: what to launch, and the candidates in flight.
+
+`Pipeline` decides when a candidate may start, samples its parent from the archive, runs
+its proposal and evaluation as a task, keeps the in-flight bookkeeping and, when
+deterministic, a reorder buffer that hands finished records to `RunState.apply` in
+candidate-id order. `Evaluator` submits programs to the evaluation backend, each distinct
+normalised program once.
+
+Data moves one way: the pipeline reads the state (counters, archive, attempts memory, stop
+reason) and hands it finished records, stop requests and events; the state
+(adrs/engine/controller_state.py) never calls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import replace
+
+from adrs.code.program import code_hash
+from adrs.config.run_config import RunConfig
+from adrs.engine.controller_state import RunState, describe_fault
+from adrs.engine.mutator import Mutator, Proposal, ProposalContext
+from adrs.errors import EditError, UserError
+from adrs.evaluation.backends import EvalBackend
+from adrs.evaluation.runner import EvalJob
+from adrs.problem.spec import Problem
+from adrs.store.database import CandidateRecord
+from adrs.store.events import CandidateLaunched, CandidateProposed, ProposalFailed
+from adrs.types import EvalResult, LLMUsage
+
+_log = logging.getLogger(__name__)
+
+
+class Evaluator:
+    """Submits programs to the backend; the same program in flight twice runs once."""
+
+    def __init__(self, job: EvalJob, backend: EvalBackend) -> None:
+        self._job, self._backend = job, backend  # every job is `job` but for the source
+        self._pending: dict[str, asyncio.Future[EvalResult]] = {}
+
+    async def evaluate_distinct(self, digest: str, code: str) -> EvalResult:
+        """Evaluate each distinct normalised program once, even when proposed twice at once."""
+        if digest in self._pending:
+            return await asyncio.shield(self._pending[digest])
+        future: asyncio.Future[EvalResult] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = future
+        try:
+            result = await self.evaluate(code)
+        except Exception as exc:  # the candidates waiting on this evaluation fail alike
+            future.set_exception(exc)
+            future.exception()  # retrieved: no warning when nobody else waits
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._pending[digest]
+
+    async def evaluate(self, code: str) -> EvalResult:
+        """Evaluate `code`; a job the backend cancels itself is a fault, not an interruption."""
+        submitted = self._backend.submit(replace(self._job, source=code))
+        try:
+            return await asyncio.wrap_future(submitted)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if submitted.cancelled() and task is not None and not task.cancelling():
+                raise RuntimeError("the evaluation backend cancelled the job") from None
+            raise
+
+
+class Pipeline:
+    """Launches candidates while there is room and hands their records to the state."""
+
+    def __init__(self, *, problem: Problem, config: RunConfig, mutator: Mutator,
+                 evaluator: Evaluator, state: RunState) -> None:
+        self._problem, self._config = problem, config
+        self._mutator, self._evaluator, self._state = mutator, evaluator, state
+        self._buffer: dict[int, CandidateRecord] = {}
+        self._in_flight = 0
+        self._next_launch = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def next_launch(self) -> int:
+        """The id the next launched candidate gets."""
+        return self._next_launch
+
+    async def run(self) -> None:
+        """Evaluate the initial program on a fresh run, then launch until stopped; drain."""
+        self._next_launch = self._state.counters.next_id
+        if self._state.counters.next_id == 0:
+            await self._evaluate_initial()
+        self._launch_more()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def cancel(self) -> None:
+        """Abandon the candidates in flight (interrupted): they are not stored."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def _evaluate_initial(self) -> None:
+        code = self._problem.initial_code
+        self._next_launch = 1
+        try:
+            result = await self._evaluator.evaluate(code)
+        except UserError:
+            raise
+        except Exception as exc:  # not stored: resume evaluates the initial program again
+            self._state.request_stop(f"error: {describe_fault(exc)}")
+            return
+        self._state.apply_initial(CandidateRecord(
+            id=0, status="evaluated", island=0, generation=0, parent_ids=(),
+            edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
+            result=result, eval_s=result.duration_s))
+
+    def _launch_more(self) -> None:
+        """Launch every candidate the pipeline has room for, sampling the archive now.
+
+        Called right after each apply. In deterministic mode candidate i may start once
+        candidate i - depth is applied; since applies happen in id order and sampling is
+        synchronous, candidate i always sees the archive exactly as it was after applying
+        i - depth, whatever the timing.
+        """
+        depth = self._config.pipeline_depth
+        while self._state.stop is None:
+            if self._config.deterministic:
+                room = self._next_launch < self._state.counters.next_id + depth
+            else:
+                room = self._in_flight < depth
+            if not room or self._state.stop_if_done(self._next_launch):
+                return
+            self._launch(self._next_launch)
+            self._next_launch += 1
+
+    def _launch(self, cid: int) -> None:
+        rng = random.Random(f"{self._config.seed}:{cid}")
+        island = cid % self._config.archive.islands
+        sel = self._state.archive.sample(island, rng)
+        self._state.emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
+        ctx = ProposalContext(candidate_id=cid, parent=sel.parent,
+                              inspirations=sel.inspirations, mate=sel.mate, island=island,
+                              rng=rng, task=self._problem.task,
+                              attempts=self._state.attempts.recent(sel.parent.id))
+        base = CandidateRecord(id=cid, status="proposal_failed", island=island,
+                               generation=sel.parent.generation + 1,
+                               parent_ids=(sel.parent.id,), edit_kind="diff",
+                               created=time.time())
+        self._in_flight += 1
+        task = asyncio.create_task(self._candidate(ctx, base))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _candidate(self, ctx: ProposalContext, base: CandidateRecord) -> None:
+        # A CancelledError (interrupted) propagates: the candidate is abandoned, unstored.
+        try:
+            record = await self._make(ctx, base)
+        except Exception as exc:  # raised before evaluating (a fault while proposing)
+            record = self._faulted(base, exc, "proposal")
+        try:
+            self._deliver(record)
+        except Exception as exc:  # storing or applying failed: a fault of adrs or the disk
+            self._state.request_stop(f"error: {describe_fault(exc)}")
+            _log.error("candidate %d could not be stored", record.id, exc_info=exc)
+
+    def _faulted(self, record: CandidateRecord, exc: Exception,
+                 stage: str) -> CandidateRecord:
+        """The stored outcome of a candidate whose proposal or evaluation raised; stops the run."""
+        message = self._state.fault(exc, stage)
+        if record.status == "proposal_failed":  # no program yet
+            self._state.emit(ProposalFailed(id=record.id, error=message))
+            return replace(record, error=message, usage=getattr(exc, "usage", record.usage))
+        # No code hash: a fault is no verdict on the code, so the same code proposed later
+        # (after resume, say) is evaluated instead of counted as a duplicate of this one.
+        return replace(record, code_hash=None, result=EvalResult.invalid(message))
+
+    async def _make(self, ctx: ProposalContext, base: CandidateRecord) -> CandidateRecord:
+        cid = base.id
+        started = time.perf_counter()
+        try:
+            proposal = await self._mutator.propose(ctx)
+        except EditError as exc:
+            self._state.emit(ProposalFailed(id=cid, error=str(exc)))
+            # A failed proposal still cost LLM calls: keep its usage (see llm.ProposalError).
+            return replace(base, error=str(exc), propose_s=time.perf_counter() - started,
+                           usage=getattr(exc, "usage", LLMUsage()),
+                           attempts=getattr(exc, "attempts", 1))
+        if proposal.edit_kind == "crossover" and ctx.mate is not None:
+            base = replace(base, parent_ids=(ctx.parent.id, ctx.mate.id))
+        return await self._evaluate_proposal(base, proposal, time.perf_counter() - started)
+
+    async def _evaluate_proposal(self, base: CandidateRecord, proposal: Proposal,
+                                 propose_s: float) -> CandidateRecord:
+        digest = code_hash(proposal.code)
+        record = replace(base, status="evaluated", code=proposal.code,
+                         code_hash=digest, prompt=proposal.prompt, response=proposal.response,
+                         notes=proposal.notes, edit_kind=proposal.edit_kind,
+                         usage=proposal.usage, attempts=proposal.attempts,
+                         propose_s=propose_s)
+        self._state.emit(CandidateProposed(id=base.id, edit_kind=proposal.edit_kind,
+                                           model=proposal.usage.model,
+                                           cost_usd=proposal.usage.cost_usd,
+                                           propose_s=propose_s))
+        hashes = self._state.counters.hashes
+        if digest in hashes:
+            return replace(record, status="duplicate", duplicate_of=hashes[digest])
+        try:
+            result = await self._evaluator.evaluate_distinct(digest, proposal.code)
+        except Exception as exc:
+            return self._faulted(record, exc, "evaluation")
+        return replace(record, result=result, eval_s=result.duration_s)
+
+    def _deliver(self, record: CandidateRecord) -> None:
+        """Apply a finished candidate: in id order when deterministic, else at once."""
+        self._in_flight -= 1
+        self._buffer[record.id] = record
+        if self._config.deterministic:
+            while self._state.counters.next_id in self._buffer:
+                self._state.apply(self._buffer.pop(self._state.counters.next_id))
+                self._launch_more()  # after each apply, so sampling sees exactly that state
+        else:
+            self._state.apply(self._buffer.pop(record.id))
+            self._launch_more()
