@@ -31,8 +31,10 @@ from adrs.evaluators.llm_sql.table import Table, load_csv
 
 MERGE_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "movies": (("movieinfo", "movietitle", "rottentomatoeslink"),),
-    # name before id: the order GGR's column score gives them on the real beer.csv.
-    "beer": (("beer/name", "beer/beerId"),),
+    # The upstream evaluators' order (the published original-order figure, 14.43% on beer.csv,
+    # fuses id then name); candidates may order a group's members freely, and GGR puts the
+    # name first (column-score order), as the published GGR figure does.
+    "beer": (("beer/beerId", "beer/name"),),
     "BIRD": (("PostId", "Body"),),
     "PDMX": (("path", "metadata"),
              ("hasmetadata", "isofficial", "isuserpublisher", "isdraft", "hasannotations",

@@ -1,9 +1,11 @@
 """Trusted evaluator of the LLM-SQL problem: reorder table rows and fields for prefix hits.
 
 For each of the five tables the candidate's `reorder(columns, rows, merge_groups)` is called
-once in its sandbox and timed from here; its output is validated against the merged input
-and its prefix hit rate computed here. Score (the ADRS paper's evaluator), with H the mean
-hit rate (a fraction) and R the mean runtime per table in seconds:
+once in its sandbox and timed from here; its output is validated against the input table
+(validate.py: every row a distinct input row's cells in any order, each merge group fused
+into one cell in any member order) and its prefix hit rate computed here. Score (the ADRS
+paper's evaluator), with H the mean hit rate (a fraction) and R the mean runtime per table
+in seconds:
 
     score = 0.95 * H + 0.05 * (12 - min(12, R)) / 12
 
@@ -23,7 +25,7 @@ from typing import Any
 from adrs.evaluators.llm_sql.datasets import DATA_OPTION, real_or_synthetic
 from adrs.evaluators.llm_sql.hitrate import hit_rate
 from adrs.evaluators.llm_sql.table import Table, merged
-from adrs.evaluators.llm_sql.validate import InvalidOutput, check_output
+from adrs.evaluators.llm_sql.validate import Expected, InvalidOutput, check_output
 
 FUNCTION = "reorder"
 HIT_WEIGHT = 0.95
@@ -33,10 +35,11 @@ LB_RUNTIME_CAP_S = 10.0
 
 @dataclass(frozen=True)
 class Prepared:
-    """A table as sent to the candidate, its merged rows, and its original-order hit rate."""
+    """A table as sent to the candidate, its rows indexed for validation, and the hit rate of
+    its original order (merged cells last, members in the merge group's order)."""
 
     table: Table
-    merged_rows: tuple[tuple[str, ...], ...]
+    expected: Expected
     baseline_hit: float
 
 
@@ -51,8 +54,7 @@ class Outcome:
 
 
 def prepare(table: Table) -> Prepared:
-    _, rows = merged(table)
-    return Prepared(table, tuple(rows), hit_rate(rows))
+    return Prepared(table, Expected(table), hit_rate(merged(table)[1]))
 
 
 @cache
@@ -76,7 +78,7 @@ def run_table(candidate: Any, prepared: Prepared) -> Outcome:
     output = candidate.call(FUNCTION, list(table.columns), [list(r) for r in table.rows],
                             [list(g) for g in table.merge_groups])
     runtime = time.perf_counter() - started
-    rows = check_output(prepared.merged_rows, output)
+    rows = check_output(prepared.expected, output)
     return Outcome(table.name, hit_rate(rows), runtime, prepared.baseline_hit)
 
 

@@ -6,8 +6,9 @@ from collections import Counter
 
 
 def merge_columns(columns, rows, merge_groups):
-    """Fuse each merge group into one cell (members' values concatenated in the listed order),
-    placed after the other columns, which keep their order. Returns (names, rows)."""
+    """Fuse each merge group into one cell (members' values concatenated in the order given;
+    any member order is valid), placed after the other columns, which keep their order.
+    Returns (names, rows)."""
     position = {name: i for i, name in enumerate(columns)}
     grouped = [[position[name] for name in group] for group in merge_groups]
     fused = {i for group in grouped for i in group}
@@ -94,9 +95,19 @@ def split_and_reorder(rows):
     return split_and_reorder(rows[:middle]) + split_and_reorder(rows[middle:])
 
 
+def members_by_score(columns, rows, merge_groups):
+    """Each merge group's members in decreasing order of their column score (ties: in
+    column order)."""
+    position = {name: i for i, name in enumerate(columns)}
+    scores = column_scores([(i, list(enumerate(row))) for i, row in enumerate(rows)])
+    return [sorted(group, key=lambda name: (-scores[position[name]], position[name]))
+            for group in merge_groups]
+
+
 def reorder(columns, rows, merge_groups):
     """Return the rows in prompt order, each as its list of cells in prompt order."""
-    _, table = merge_columns(columns, rows, merge_groups)
+    groups = members_by_score(columns, rows, merge_groups)
+    _, table = merge_columns(columns, rows, groups)
     n = len(table)
     everything = [(i, list(enumerate(row))) for i, row in enumerate(table)]
     scores = column_scores(everything)
@@ -105,6 +116,7 @@ def reorder(columns, rows, merge_groups):
     kept = [c for c in by_score if distinct[c] <= DISTINCT_THRESHOLD * n]
     last = [c for c in by_score if distinct[c] > DISTINCT_THRESHOLD * n]
     work = [(i, [(c, row[c]) for c in kept]) for i, row in enumerate(table)]
+    work.sort(key=lambda row: [v for _, v in row[1]])  # sorted first: similar rows share chunks
     ordered = split_and_reorder(work)
     result = [values + [table[i][c] for c in last] for i, values in ordered]
     result.sort()
