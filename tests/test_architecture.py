@@ -71,3 +71,12 @@ def test_what_runs_in_the_sandbox_imports_nothing_from_adrs(path: Path) -> None:
     """adrs is not importable in the sandbox: a program or harness that needed it would
     fail there (and would reach for the trusted side's code)."""
     assert not {m for m in imported_modules(path) if m == "adrs" or m.startswith("adrs.")}
+
+
+def test_no_class_has_more_than_15_methods() -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from sizes import class_sizes
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert [name for methods, name in class_sizes() if methods > 15] == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,40 +64,60 @@ class RunData:
         self.children: dict[int, list[int]] = {}
         self.best_steps: list[tuple[int, float]] = []  # (candidate id, new best score)
         self._events = _EventTail(run_dir / EVENTS_NAME)
+        # The store's connection is used by one thread at a time: `fetch` runs in the app's
+        # worker thread, and closing the connection under a running query would crash.
+        self._lock = threading.Lock()
+        self._closed = False
         self.refresh()
 
     # ------------------------------------------------------------------ loading
     def refresh(self) -> list[CandidateRecord]:
         """Load the candidates stored since the last call; returns them (id order)."""
-        last = max(self.records, default=-1)
-        new = self.store.records_after(last)
+        return self.take(self.fetch())
+
+    def fetch(self) -> list[CandidateRecord]:
+        """Read the candidates stored since the last `take`, changing nothing here.
+
+        The only part of a refresh that waits on the database, so the app runs it in a
+        worker thread while the UI thread keeps drawing from the records already held.
+        """
+        with self._lock:
+            if self._closed:
+                return []
+            return self.store.records_after(max(self.records, default=-1))
+
+    def take(self, fetched: list[CandidateRecord]) -> list[CandidateRecord]:
+        """Add what `fetch` read (those not held yet) and read the event log; returns them."""
+        new = [record for record in fetched if record.id not in self.records]
         for record in new:
-            self._take(record)
+            self.records[record.id] = record
+            for parent in record.parent_ids:
+                self.children.setdefault(parent, []).append(record.id)
+            view.add_to(self.archive, record)
+            score = view.score_of(record)
+            if score is not None and (not self.best_steps or score > self.best_steps[-1][1]):
+                self.best_steps.append((record.id, score))
         self._events.read()
         return new
 
-    def _take(self, record: CandidateRecord) -> None:
-        self.records[record.id] = record
-        for parent in record.parent_ids:
-            self.children.setdefault(parent, []).append(record.id)
-        view.add_to(self.archive, record)
-        score = view.score_of(record)
-        if score is not None and (not self.best_steps or score > self.best_steps[-1][1]):
-            self.best_steps.append((record.id, score))
-
     def close(self) -> None:
-        self.store.close()
+        """Close the store, after a `fetch` running in another thread has finished."""
+        with self._lock:
+            self._closed = True
+            self.store.close()
 
     # ------------------------------------------------------------------ queries
     @property
     def status(self) -> str:
-        status = self.store.meta("status") or "?"
-        reason = self.store.meta("stop_reason")
+        with self._lock:
+            status = self.store.meta("status") or "?"
+            reason = self.store.meta("stop_reason")
         return f"{status} ({reason})" if reason and status != "running" else status
 
     @property
     def problem(self) -> str:
-        return self.store.meta("problem") or "?"
+        with self._lock:
+            return self.store.meta("problem") or "?"
 
     @property
     def in_flight(self) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,24 @@ def test_follows_a_run_while_it_grows(problem: Path, tmp_path: Path) -> None:
         assert len(app.data.records) == 14
 
     drive(path, script, poll_s=0.1)
+
+
+def test_polls_in_a_worker_while_a_program_screen_is_on_top(fresh_run: Path) -> None:
+    async def script(app: DashboardApp, pilot: Pilot[None]) -> None:
+        await pilot.press("b")
+        assert isinstance(app.screen, ProgramScreen)
+        table = app.query_one("#table", DataTable)
+        assert table.row_count == 14
+        store = RunStore.open(fresh_run)
+        try:
+            store.add(replace(app.data.records[11], id=14, parent_ids=(11,)))
+        finally:
+            store.close()
+        deadline = time.monotonic() + 30
+        while table.row_count < 15 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert table.row_count == 15 and 14 in app.data.children[11]
+        assert "15 candidates" in str(app.query_one("#status", Static).content)
+        assert isinstance(app.screen, ProgramScreen)  # the poll left the open screen alone
+
+    drive(fresh_run, script, poll_s=0.05)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from adrs.cli.authoring import scaffold
 from adrs.dashboard.data import RunData, parse_filter
 from adrs.engine import archive_view as view
+from adrs.store.database import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,21 @@ def test_filters_failures_usage(data: RunData) -> None:
         parse_filter("colour:red")
     usage = data.usage_by_model()
     assert [(u.model, u.candidates, u.cost_usd) for u in usage] == [("offline", 25, 0.0)]
+
+
+def test_fetch_reads_without_taking_and_take_skips_what_is_held(fresh_run: Path) -> None:
+    data = RunData(fresh_run)
+    try:
+        assert sorted(data.records) == list(range(14)) and data.fetch() == []
+        store = RunStore.open(fresh_run)
+        try:
+            store.add(replace(data.records[13], id=14, parent_ids=(13,)))
+        finally:
+            store.close()
+        fetched = data.fetch()  # what the app's worker thread runs: it changes nothing
+        assert [r.id for r in fetched] == [14] and 14 not in data.records
+        assert [r.id for r in data.take(fetched)] == [14]
+        assert data.take(fetched) == []  # a second take of the same rows adds nothing
+        assert data.children[13] == [14] and data.refresh() == []
+    finally:
+        data.close()
