@@ -60,12 +60,14 @@ class Echo:
     """The trusted echo program in its own sandbox; use it inside a with block.
 
     `round_trip(args, specs)` is the wall time of sending `args` and receiving arrays of
-    `specs` back; the first round trip is a warm-up, done once and not returned.
+    `specs` back. `warm_up(args, specs)` makes the echo's first, slow round trips (pages of
+    its buffers, caches) before any that counts.
     """
+
+    WARM_UP_CALLS = 2
 
     def __init__(self) -> None:
         self._echo = Candidate(ECHO_SOURCE, Limits(timeout_s=600.0), harness=HARNESS)
-        self._warm = False
 
     def __enter__(self) -> Echo:
         self._echo.__enter__()
@@ -75,10 +77,11 @@ class Echo:
                  tb: TracebackType | None) -> None:
         self._echo.__exit__(exc_type, exc, tb)
 
-    def round_trip(self, args: Sequence[object], specs: list[Spec]) -> float:
-        if not self._warm:
+    def warm_up(self, args: Sequence[object], specs: list[Spec]) -> None:
+        for _ in range(self.WARM_UP_CALLS):
             self._echo.call("blank", list(args), specs)
-            self._warm = True
+
+    def round_trip(self, args: Sequence[object], specs: list[Spec]) -> float:
         return timed(lambda: self._echo.call("blank", list(args), specs))[1]
 
 
@@ -91,6 +94,9 @@ class NoEcho:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def warm_up(self, args: Sequence[object], specs: list[Spec]) -> None:
+        return None
+
     def round_trip(self, args: Sequence[object], specs: list[Spec]) -> float:
         return 0.0
 
@@ -98,6 +104,12 @@ class NoEcho:
 def best_median(passes: Sequence[Sequence[float]]) -> float:
     """The smallest of the per-pass medians (each pass non-empty)."""
     return min(statistics.median(times) for times in passes)
+
+
+def fastest(passes: Sequence[Sequence[float]]) -> int:
+    """The index of the pass with the smallest median (the first of equals)."""
+    medians = [statistics.median(times) for times in passes]
+    return medians.index(min(medians))
 
 
 def algorithm_time(call_passes: Sequence[Sequence[float]],

@@ -10,7 +10,8 @@ its top 8 experts within its top 4 groups (DeepSeek-V3's node-limited routing), 
 types (chat-like and math-like) whose mix shifts now and then, and expert popularity that
 drifts slowly so that consecutive windows correlate. It is calibrated so that the DeepSeek
 greedy balancer reaches a GPU balancedness of about 0.7 and a slot balancedness of about 0.3,
-the figures reported for the real trace (PROBLEMS.md section 1).
+the figures reported for the real trace (PROBLEMS.md section 1). `warmup_window` makes a
+window of the same shape that belongs to no workload, for the evaluator's warm-up calls.
 """
 
 from __future__ import annotations
@@ -92,11 +93,17 @@ def window_sums(records: NDArray[np.int64], size: int = WINDOW_RECORDS) -> Windo
     return np.add.reduceat(records, starts, axis=0).astype(np.int64)
 
 
-def jittered(windows: Windows, seed: int) -> Windows:
-    """`windows` with 0 or 1 token added to every count, seeded: the same load for any
-    placement's purposes, but never byte-equal to what a candidate was shown before."""
+def warmup_window(like: NDArray[np.int64], seed: int, sigma: float = 1.2) -> NDArray[np.int64]:
+    """A window of the shape and mean load of `like` [layers, experts], but unrelated to
+    any window of the workload: skewed (log-normal popularity), Poisson counts, seeded.
+
+    It warms a fresh candidate process up (imports, caches, the heap) on the same shapes and
+    magnitudes as the scored calls, without showing it anything it is scored on.
+    """
     rng = np.random.default_rng(seed)
-    return np.asarray(windows + rng.integers(0, 2, size=windows.shape), dtype=np.int64)
+    popularity = rng.lognormal(0.0, sigma, size=like.shape)
+    popularity *= float(like.mean()) / popularity.mean(axis=-1, keepdims=True)
+    return np.asarray(rng.poisson(popularity), dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,14 +14,16 @@ import pytest
 from adrs.errors import UserError
 from adrs.evaluators.eplb import evaluate_windows, scoring, timing
 from adrs.evaluators.eplb.balance import balancedness, measure
+from adrs.evaluators.eplb.evaluate import FreshSandboxes
 from adrs.evaluators.eplb.placement import Instance, InvalidPlacement, check
 from adrs.evaluators.eplb.workload import (
     TraceShape,
-    jittered,
     load_trace,
     synthetic_windows,
+    warmup_window,
     window_sums,
 )
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 REAL_TRACE = SHARED / "data" / "eplb" / "expert-load.json"
@@ -179,18 +183,44 @@ def test_a_bad_trace_file_is_one_clear_error(tmp_path: Path, content: str | None
 
 # ---------------------------------------------------------------------------------- protocol
 class Recorder:
-    """A trusted-side stand-in for a sandboxed candidate: records what it is shown."""
+    """A trusted-side stand-in for one sandboxed process of a candidate: records what it is
+    shown, in a log of events shared with the other processes of the evaluation."""
 
-    def __init__(self, answer: Callable[[np.ndarray], object]) -> None:
+    def __init__(self, answer: Callable[[np.ndarray], object], log: list[str],
+                 name: str) -> None:
         self.answer = answer
         self.seen: list[np.ndarray] = []
+        self.log = log
+        self.name = name
+        self.cleanup_error: str | None = None
 
     def call(self, name: str, *args: object, timeout_s: float | None = None) -> object:
         assert name == "rebalance_experts" and args[1:] == (6, 2, 1, 2)
         weight = args[0]
         assert isinstance(weight, np.ndarray)
+        self.log.append(f"{self.name} call")
         self.seen.append(weight.copy())
         return self.answer(weight)
+
+    def close(self) -> None:
+        self.log.append(f"{self.name} close")
+
+
+class Spawner:
+    """A stand-in for FreshSandboxes: every call starts another Recorder; `answer(index,
+    weight)` is the answer of the index-th process."""
+
+    def __init__(self, answer: Callable[[int, np.ndarray], object] | None = None) -> None:
+        self.processes: list[Recorder] = []
+        self.log: list[str] = []
+        self.answer = answer or (lambda index, w: placement(VALID))
+
+    def __call__(self) -> Recorder:
+        index = len(self.processes)
+        self.log.append(f"p{index} start")
+        process = Recorder(functools.partial(self.answer, index), self.log, f"p{index}")
+        self.processes.append(process)
+        return process
 
 
 def _windows() -> np.ndarray:
@@ -198,20 +228,25 @@ def _windows() -> np.ndarray:
     return rng.integers(1, 100, size=(4, 2, 4)).astype(np.int64)
 
 
+def _which(windows: np.ndarray, shown: np.ndarray) -> int | None:
+    """The window `shown` is, if any."""
+    same = [k for k, w in enumerate(windows) if np.array_equal(w, shown)]
+    return same[0] if same else None
+
+
 def test_the_candidate_never_sees_the_window_it_is_scored_on() -> None:
     windows = _windows()
-    fake = Recorder(lambda w: placement(VALID))
-    result = evaluate_windows(fake, windows, SMALL, subtract_transport=False, passes=1)
+    spawn = Spawner()
+    result = evaluate_windows(spawn, windows, SMALL, subtract_transport=False, passes=1)
     assert result["metrics"]["windows"] == 3
-    # Warm-up on window 0, then window k for the placement scored on k + 1.
-    assert [next(i for i, w in enumerate(windows) if np.array_equal(w, s))
-            for s in fake.seen] == [0, 0, 1, 2]
+    # A warm-up on a window of its own, then window k for the placement scored on k + 1.
+    assert [_which(windows, s) for s in spawn.processes[0].seen] == [None, 0, 1, 2]
+    assert spawn.log[-1] == "p0 close"
 
 
 def test_the_score_uses_the_next_window() -> None:
     windows = _windows()
-    result = evaluate_windows(Recorder(lambda w: placement(VALID)), windows, SMALL,
-                              subtract_transport=False, passes=1)
+    result = evaluate_windows(Spawner(), windows, SMALL, subtract_transport=False, passes=1)
     p2l, _, logcnt = placement(VALID)
     expected = [measure(windows[k + 1], p2l, logcnt, 2) for k in range(3)]
     metrics = result["metrics"]
@@ -227,53 +262,142 @@ def test_the_score_uses_the_next_window() -> None:
 def test_an_invalid_placement_names_its_window() -> None:
     calls = iter(range(100))
 
-    def answer(weight: np.ndarray) -> object:
+    def answer(index: int, weight: np.ndarray) -> object:
         p2l, log2phy, logcnt = placement(VALID)
         if next(calls) == 2:  # the warm-up and window 0 are fine; window 1 drops expert 3
             logcnt[0, 3] = 0
         return p2l, log2phy, logcnt
 
-    result = evaluate_windows(Recorder(answer), _windows(), SMALL, subtract_transport=False)
+    result = evaluate_windows(Spawner(answer), _windows(), SMALL, subtract_transport=False)
     assert result == {"valid": False,
                       "error": "window 1: expert 3 of layer 0 has no replica (logcnt = 0); "
                                "every expert needs >= 1"}
 
 
-def test_timing_passes_see_fresh_jittered_windows_and_are_scored_too() -> None:
+def test_every_pass_is_a_fresh_process_that_sees_no_window_twice() -> None:
     windows = _windows()
-    calls = iter(range(100))
+    spawn = Spawner()
+    result = evaluate_windows(spawn, windows, SMALL, subtract_transport=False, passes=3)
+    assert result["metrics"]["passes"] == 3 and len(spawn.processes) == 3
+    # One process at a time: each is closed before the next one starts.
+    assert spawn.log == [event for p in range(3) for event in
+                         [f"p{p} start"] + [f"p{p} call"] * 4 + [f"p{p} close"]]
+    for process in spawn.processes:
+        # A warm-up on an unrelated window, then each window once, in order: nothing it is
+        # shown ever tells it the window its answer is scored on, or repeats an input.
+        assert [_which(windows, s) for s in process.seen] == [None, 0, 1, 2]
+        # ... and the passes are alike: the same inputs, so none can tell which it is.
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(process.seen, spawn.processes[0].seen, strict=True))
 
-    def answer(weight: np.ndarray) -> object:
-        # Honest on the warm-up and the first pass, then a worse (still valid) placement:
-        # a candidate that behaves differently once it has been called a few times.
-        return placement(VALID if next(calls) < 4 else [[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 3, 3]])
 
-    fake = Recorder(answer)
-    result = evaluate_windows(fake, windows, SMALL, subtract_transport=False, passes=3)
+WORSE = [[0, 0, 1, 2, 3, 3], [0, 1, 2, 3, 3, 3]]
+
+
+@pytest.mark.parametrize("slow", ["better", "worse"])
+def test_the_score_is_the_fastest_passs_balancedness_with_its_time(slow: str) -> None:
+    # Process 1 places one way, processes 0 and 2 the other; the slow ones sleep 20 ms a
+    # call. The score takes balancedness and time from the same (fastest) pass, whichever
+    # way round: slower passes never lend it their balancedness.
+    windows = _windows()
+    slow_processes = {1} if slow == "better" else {0, 2}
+
+    def answer(index: int, weight: np.ndarray) -> object:
+        if index in slow_processes:
+            time.sleep(0.02)
+        return placement(VALID if index == 1 else WORSE)
+
+    result = evaluate_windows(Spawner(answer), windows, SMALL, subtract_transport=False,
+                              passes=3)
     metrics = result["metrics"]
-    assert metrics["passes"] == 3 and len(fake.seen) == 1 + 3 * 3
-    # Later passes show jittered copies: never byte-equal to anything shown before.
-    later = fake.seen[4:]
-    assert not any(np.array_equal(w, s) for w in windows for s in later)
-    assert np.array_equal(later[0], jittered(windows, 1)[0])
-    assert (np.abs(later[0] - windows[0]) <= 1).all()
-    # The per-window figures are the first pass's; the balancedness averages all passes.
-    first = np.mean([metrics[f"gpu_w{k:02d}"] for k in range(3)])
-    assert metrics["gpu_balancedness"] < first - 0.01
+    fast_layout = WORSE if slow == "better" else VALID
+    p2l, _, logcnt = placement(fast_layout)
+    expected = np.mean([measure(windows[k + 1], p2l, logcnt, 2).gpu for k in range(3)])
+    assert metrics["gpu_balancedness"] == pytest.approx(expected, abs=1e-6)
+    assert metrics["t_ms"] < 20 and (metrics["scored_pass"] == 1) == (slow == "worse")
+    assert [metrics[f"gpu_w{k:02d}"] for k in range(3)] == [
+        round(measure(windows[k + 1], p2l, logcnt, 2).gpu, 4) for k in range(3)]
 
 
 def test_an_invalid_placement_in_a_timing_pass_names_the_pass() -> None:
-    calls = iter(range(100))
-
-    def answer(weight: np.ndarray) -> object:
+    def answer(index: int, weight: np.ndarray) -> object:
         p2l, log2phy, logcnt = placement(VALID)
-        if next(calls) == 6:  # pass 1 (calls 4 to 6), window 2
+        if index == 1 and _which(_windows(), weight) == 2:
             logcnt[1, 0] = 0
         return p2l, log2phy, logcnt
 
-    result = evaluate_windows(Recorder(answer), _windows(), SMALL, subtract_transport=False)
+    spawn = Spawner(answer)
+    result = evaluate_windows(spawn, _windows(), SMALL, subtract_transport=False)
     assert result["valid"] is False
-    assert result["error"].startswith("window 2 (timing pass 1, jittered windows): expert 0")
+    assert result["error"].startswith("window 2 (timing pass 1): expert 0")
+    assert len(spawn.processes) == 2 and spawn.log[-1] == "p1 close"
+
+
+def test_a_fault_in_a_timing_pass_names_the_pass() -> None:
+    def answer(index: int, weight: np.ndarray) -> object:
+        if index == 2:
+            raise CandidateFault("rebalance_experts() raised ValueError: no")
+        return placement(VALID)
+
+    spawn = Spawner(answer)
+    with pytest.raises(CandidateFault) as info:
+        evaluate_windows(spawn, _windows(), SMALL, subtract_transport=False)
+    assert str(info.value) == ("in timing pass 2 (a fresh process of the program): "
+                               "rebalance_experts() raised ValueError: no")
+    assert spawn.log[-1] == "p2 close"
+
+
+def test_a_process_that_cannot_be_cleaned_up_voids_the_result() -> None:
+    class Dirty(Spawner):
+        def __call__(self) -> Recorder:
+            process = super().__call__()
+            if len(self.processes) == 2:
+                process.cleanup_error = "OSError: busy"
+            return process
+
+    result = evaluate_windows(Dirty(), _windows(), SMALL, subtract_transport=False)
+    assert result["valid"] is False
+    assert "(OSError: busy) (timing pass 1); its result is void" in result["error"]
+
+
+def test_warmup_windows_look_like_the_workload_but_are_none_of_its_windows() -> None:
+    windows = synthetic_windows(0)
+    a, b = warmup_window(windows[0], 7), warmup_window(windows[0], 7)
+    assert np.array_equal(a, b) and a.shape == windows[0].shape and a.dtype == np.int64
+    assert not np.array_equal(a, warmup_window(windows[0], 8))
+    assert a.mean() == pytest.approx(windows[0].mean(), rel=0.05)
+    assert np.median(a.max(-1) / a.mean(-1)) > 3  # skewed like the workload
+    # Far from every window of the workload: it tells nothing about any of them.
+    assert min(np.abs(a - w).mean() for w in windows) > 0.3 * windows[0].mean()
+
+
+SLEEPER = "def rebalance_experts(*args):\n    return None\n"
+
+
+def test_fresh_sandboxes_run_the_same_program_within_the_evaluations_time_budget() -> None:
+    with Candidate(SLEEPER, Limits(timeout_s=30)) as candidate:
+        sandboxes = FreshSandboxes(candidate)
+        fresh = sandboxes()
+        try:
+            assert fresh is not candidate and sandboxes.started == [fresh]
+            assert fresh.source == SLEEPER and fresh.harness == candidate.harness
+            assert 25 < fresh.limits.timeout_s <= 30
+            assert fresh.call("rebalance_experts") is None
+        finally:
+            fresh.close()
+        assert fresh.cleanup_error is None
+
+
+def test_fresh_sandboxes_stop_when_the_budget_is_spent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with Candidate(SLEEPER, Limits(timeout_s=30)) as candidate:
+        sandboxes = FreshSandboxes(candidate)
+        later = time.monotonic() + 31
+        monkeypatch.setattr(time, "monotonic", lambda: later)
+        with pytest.raises(CandidateFault, match=r"used up its time limit of 30\.0 s"):
+            sandboxes()
+        monkeypatch.undo()
+        assert sandboxes.started == []
 
 
 def test_algorithm_time_is_best_pass_median_net_of_best_echo_median() -> None:
@@ -281,6 +405,7 @@ def test_algorithm_time_is_best_pass_median_net_of_best_echo_median() -> None:
     echoes = [[0.002, 0.002, 0.009], [0.003, 0.003, 0.003], [0.004, 0.004, 0.001]]
     # A loaded pass (the second) does not count: best medians 0.028 and 0.002.
     assert timing.algorithm_time(calls, echoes) == pytest.approx(0.026)
+    assert timing.fastest(calls) == 2  # the pass whose balancedness is scored
     assert timing.algorithm_time([[0.001]], [[0.002]]) == timing.MIN_TIME_S
 
 
