@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWCGROUP = 0x02000000
 _CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
@@ -72,7 +73,7 @@ def _libc(name: str, *args: object) -> None:
 
 # ------------------------------------------------------------------------ in the sandbox
 def _enter_namespaces(network: bool) -> None:
-    """unshare --user --map-root-user [--net] --ipc --pid --mount, in this process.
+    """unshare --user --map-root-user [--net] --ipc --pid --mount --cgroup, in this process.
 
     As root, a helper left outside the new user namespace also maps CANDIDATE_ID (nobody)
     to the host's nobody (a namespace cannot map a second id itself), so that lockdown.py
@@ -83,7 +84,7 @@ def _enter_namespaces(network: bool) -> None:
     flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
              | (0 if network else _CLONE_NEWNET))
     if uid != 0:
-        _libc("unshare", flags)
+        _unshare(flags)
         _write_maps("self", f"0 {uid} 1", f"0 {gid} 1", deny_setgroups=True)
         return
     go_r, go_w = os.pipe()
@@ -100,13 +101,22 @@ def _enter_namespaces(network: bool) -> None:
             os._exit(code)
     os.close(go_r)
     try:
-        _libc("unshare", flags)
+        _unshare(flags)
     finally:
         os.write(go_w, b"1")
         os.close(go_w)
         _, status = os.waitpid(helper, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise OSError("the user namespace's ids could not be mapped")
+
+
+def _unshare(flags: int) -> None:
+    """unshare(2), with a cgroup namespace where the kernel has them: the sandbox then sees
+    its own cgroup as "/" (neither the trusted side's pid nor the sandbox's name)."""
+    try:
+        _libc("unshare", flags | _CLONE_NEWCGROUP)
+    except OSError:
+        _libc("unshare", flags)
 
 
 def _write_maps(pid: str, uid_map: str, gid_map: str, deny_setgroups: bool) -> None:

@@ -119,7 +119,8 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
     """The `unshare` prefix that works on this machine, probed once; () if none does."""
     if unshare is None:
         return ()
-    variants: list[tuple[str, ...]] = [("--user", "--map-root-user")]
+    variants: list[tuple[str, ...]] = [("--user", "--map-root-user", "--cgroup"),
+                                       ("--user", "--map-root-user")]
     if os.geteuid() == 0:
         variants.append(())  # root where user namespaces are refused (some containers)
     for extra in variants:
@@ -270,6 +271,9 @@ def protection_report(network: bool = False) -> list[Protection]:
         ("private_proc", bool(prefix), "its own /proc", "the host's /proc is visible"),
         ("ipc_namespace", bool(prefix), "own IPC namespace: SysV IPC dies with the sandbox",
          "no IPC namespace: shared memory can outlive the sandbox"),
+        ("cgroup_namespace", "--cgroup" in prefix,
+         "own cgroup namespace: /proc/self/cgroup shows no host path or sandbox name",
+         "no cgroup namespace: /proc/self/cgroup shows the sandbox's cgroup path"),
         ("network_namespace", bool(prefix) and not network, "no network (loopback only)",
          "network allowed by limits.network" if network else "no network namespace"),
         ("process_count_limit",

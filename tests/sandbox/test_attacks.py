@@ -184,6 +184,9 @@ for pid in ('1', 'self'):
         pass
 if os.getuid() == 0 and UNPRIVILEGED:
     leak('runs as uid 0')
+cgroups = open('/proc/self/cgroup').read()
+if CGROUPNS and any(line.rsplit(':', 1)[-1] != '/' for line in cgroups.splitlines()):
+    leak('its cgroup path is visible: ' + cgroups.replace(chr(10), ' '))
 calls = {'ptrace': (0, 0, 0, 0), 'userfaultfd': (0,), 'bpf': (0, 0, 0),
          'io_uring_setup': (1, 0), 'keyctl': (0, 0), 'perf_event_open': (0, 0, -1, -1, 0),
          'unshare': (0x10000000,), 'mount': (0, 0, 0, 0, 0)}
@@ -198,7 +201,7 @@ for name, args in calls.items():
         result = libc.syscall(table[name], *args)
         if result >= 0 or ctypes.get_errno() != errno.EPERM:
             leak(f'{name} was not denied (errno {ctypes.get_errno()})')""", LIBC),
-        "minimal /dev; pivot_root; uid 65534; seccomp filter"),
+        "minimal /dev; pivot_root; uid 65534; seccomp filter; cgroup namespace"),
 }
 
 
@@ -207,7 +210,8 @@ def sources(secret_path: Path, unprivileged: bool = PROTECTIONS["runs_as_non_roo
     fill = {"SECRET_PATH": repr(str(secret_path)),
             "DISK_LIMITED": str(PROTECTIONS["disk_limit"]),
             "UNPRIVILEGED": str(unprivileged),
-            "SECCOMP": str(PROTECTIONS["seccomp_filter"])}
+            "SECCOMP": str(PROTECTIONS["seccomp_filter"]),
+            "CGROUPNS": str(PROTECTIONS["cgroup_namespace"])}
     out = {}
     for name, attack in ATTACKS.items():
         source = attack.source
