@@ -1,5 +1,6 @@
 """Problem authoring: `adrs problems new` (scaffold a working folder) and `adrs problems
-check` (validate a folder end to end, evaluating its initial program once).
+check` (validate a folder end to end, evaluating its initial program once; with
+`--adversarial`, then run the kit of exploit programs of adrs/problem/adversarial.py).
 
 Every defect `check_problem` finds is one UserError naming the file and the fix; the steps
 run in the order a user would repair them (files, YAML, program, evaluator, evaluation).
@@ -10,15 +11,17 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adrs.cli import scaffold_templates as tpl
 from adrs.code.features import BUILTIN_FEATURES
+from adrs.config.run_config import RunConfig
 from adrs.errors import UserError
 from adrs.evaluation.runner import load_evaluator, run_job
+from adrs.problem.adversarial import AdversarialReport, ProbeOutcome, run_kit
 from adrs.problem.spec import Problem, eval_job, load_problem, locate
 from adrs.run.session import config_layers
 from adrs.types import EvalResult
@@ -59,6 +62,24 @@ def scaffold(name: str, parent: Path) -> Path:
 def check_problem(ref: str, options: Mapping[str, Any] | None = None) -> CheckReport:
     """Validate the problem folder (or name) `ref` and score its initial program once,
     with the problem options `options` over the problem's defaults."""
+    return _check(ref, options)[0]
+
+
+def check_adversarial(ref: str, options: Mapping[str, Any] | None = None,
+                      progress: Callable[[ProbeOutcome], None] | None = None,
+                      checked: Callable[[CheckReport], None] | None = None
+                      ) -> tuple[CheckReport, AdversarialReport]:
+    """`check_problem`, then every probe of the adversarial kit against the problem (the
+    check's evaluation of the initial program is the first baseline). `checked` sees the
+    check's report before the probes start, `progress` each probe's outcome as it comes."""
+    report, config = _check(ref, options)
+    if checked is not None:
+        checked(report)
+    job = eval_job(report.problem, config, report.problem.initial_code)
+    return report, run_kit(report.problem, job, first=report.result, progress=progress)
+
+
+def _check(ref: str, options: Mapping[str, Any] | None) -> tuple[CheckReport, RunConfig]:
     root = locate(ref)
     if not (root / "problem.yaml").is_file():
         raise UserError(f"'{root}' has no problem.yaml: create one (see "
@@ -79,7 +100,7 @@ def check_problem(ref: str, options: Mapping[str, Any] | None = None) -> CheckRe
     steps.append(f"initial program: valid, score {result.score:.6g} "
                  f"in {result.duration_s:.2f} s")
     _check_feature_metrics(problem, result)
-    return CheckReport(problem=problem, steps=tuple(steps), result=result)
+    return CheckReport(problem=problem, steps=tuple(steps), result=result), config
 
 
 def _check_syntax(problem: Problem) -> None:

@@ -103,6 +103,8 @@ def problems_new(args: argparse.Namespace, console: Console) -> int:
 
 
 def problems_check(args: argparse.Namespace, console: Console) -> int:
+    if args.adversarial:
+        return _problems_check_adversarial(args, console)
     from adrs.cli.authoring import check_problem
 
     report = check_problem(args.path, option_layer(args.option))
@@ -110,6 +112,32 @@ def problems_check(args: argparse.Namespace, console: Console) -> int:
         console.print(f"ok  {step}", markup=False)
     console.print(f"problem '{report.problem.name}' is ready: adrs run {report.problem.root}",
                   markup=False)
+    return 0
+
+
+def _problems_check_adversarial(args: argparse.Namespace, console: Console) -> int:
+    """The check, then one line per probe as each ends; exit code 1 if any leaked."""
+    from adrs.cli.authoring import CheckReport, check_adversarial
+    from adrs.problem.adversarial import PROBES, ProbeOutcome
+
+    def checked(report: CheckReport) -> None:
+        for step in report.steps:
+            console.print(f"ok  {step}", markup=False)
+        console.print(f"running {len(PROBES)} probes (each evaluates the initial program "
+                      "with probe code appended) ...", markup=False)
+
+    def show(outcome: ProbeOutcome) -> None:
+        console.print(outcome.line, markup=False)
+
+    _, kit = check_adversarial(args.path, option_layer(args.option), progress=show,
+                               checked=checked)
+    console.print(kit.header(), markup=False)
+    console.print(kit.summary(), markup=False)
+    if kit.leaked:
+        console.print("a candidate could score without solving the problem: see "
+                      "docs/writing-a-problem.md, 'Leaks the adversarial check finds'",
+                      markup=False)
+        return 1
     return 0
 
 
@@ -138,6 +166,10 @@ def add_problem_parsers(psub: argparse._SubParsersAction[Any]) -> None:
     check = psub.add_parser("check", help="validate a problem folder and score its initial "
                             "program once")
     check.add_argument("path", help="a problem folder (or a known problem's name)")
+    check.add_argument("--adversarial", action="store_true",
+                       help="also run a kit of generic exploit programs against the problem "
+                       "(replay, memoize, overlapping series, trusted data, persistent state, "
+                       "timing games, self-claimed scores); exit code 1 if any leaks")
     add_option_flag(check)
 
 
