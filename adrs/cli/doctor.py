@@ -1,9 +1,11 @@
 """`adrs doctor`: is this machine and this configuration ready for a run?
 
-Checks, for each configured model: its key variable is set, its endpoint answers a tiny
-completion (short timeout, no retries), the longest conversation the config can produce fits
-its context window, and a price is known (else its cost counts as $0). Then it prints the
-sandbox protections a candidate would run under. Every problem is one line naming the fix.
+Checks, for each configured model: its key variable is set (the check `adrs run` makes,
+adrs/llm/provider.py; a missing key is one line, and the endpoint is then not called), its
+endpoint answers a tiny completion (short timeout, no retries), the longest conversation the
+config can produce fits its context window, and a price is known (else its cost counts as
+$0). Then it prints the sandbox protections a candidate would run under. Every problem is
+one line naming the fix.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from adrs.config.run_config import RunConfig
 from adrs.engine.mutator import ProposalContext
 from adrs.engine.prompts import KINDS, PromptRenderer
 from adrs.errors import UserError
-from adrs.llm.client import CallSettings, LiteLLMClient, import_litellm, read_key, to_chat
+from adrs.llm.client import CallSettings, LiteLLMClient, import_litellm, to_chat
 from adrs.llm.mutator import LLMRequest, Message
+from adrs.llm.provider import key_status
 from adrs.problem.spec import Problem
 from adrs.sandbox.isolation import protection_report
 from adrs.types import EvalResult, Program
@@ -53,28 +56,14 @@ def diagnose(config: RunConfig, problem: Problem | None) -> list[Finding]:
 def check_model(model: ModelConfig, config: RunConfig,
                 prompt: Sequence[Message] | None) -> list[Finding]:
     try:
-        read_key(model)
-    except UserError as exc:
+        key = key_status(model)
+    except UserError as exc:  # the ping would only fail for the same reason
         return [Finding("fix", str(exc))]
-    findings = [_key_finding(model), _ping(model, config)]
+    findings = [Finding("warn" if key.warn else "ok", key.text), _ping(model, config)]
     if prompt is not None:
         findings.append(_context(model, config, prompt))
     findings.append(_price(model))
     return findings
-
-
-def _key_finding(model: ModelConfig) -> Finding:
-    if model.api_key_env is not None:
-        return Finding("ok", f"{model.name}: key variable {model.api_key_env} is set")
-    try:
-        env = import_litellm().validate_environment(model=model.name)
-    except Exception:  # litellm cannot tell for this provider
-        env = {"keys_in_environment": True}
-    if env.get("keys_in_environment"):
-        return Finding("ok", f"{model.name}: provider key variables are set")
-    missing = ", ".join(env.get("missing_keys") or []) or "the provider's key"
-    return Finding("fix", f"{model.name}: {missing} is not set: export it, or name the "
-                   "variable holding the key in the model's api_key_env")
 
 
 def _ping(model: ModelConfig, config: RunConfig) -> Finding:

@@ -2,16 +2,17 @@
 
 litellm is imported on the first call only (it costs seconds and ~160 MB), in the process
 that calls the LLM. Retryable failures (429, 408, 409, 5xx, timeouts, dropped connections)
-are retried with exponential backoff; any other failure (a bad key, an unknown model, a
-malformed request) raises `LLMRejected` at once: a UserError, so the run stops with one
-line and exit code 2. The key is read from the environment for every call, never stored,
-and removed from every error message.
+are retried with exponential backoff; a final one (a bad key, an unknown model, missing
+credentials, a malformed request: adrs/llm/failures.py) raises `LLMRejected` at once: a
+UserError, so the run stops with one line and exit code 2. The clients of one run share a
+`Halt`: once a call failed for good, no client sends another request (calls in flight
+finish). The key is read from the environment for every call, never stored, and removed
+from every error message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,12 +21,15 @@ from typing import Any
 
 from adrs.config.llm import ModelConfig
 from adrs.errors import UserError
+from adrs.llm.failures import describe_failure, retryable
 from adrs.llm.mutator import LLMReply, LLMRequest, Message
+from adrs.llm.provider import MissingKey, import_litellm, read_key
 from adrs.types import LLMUsage
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})
+__all__ = ["CallSettings", "Halt", "LLMRejected", "LLMUnavailable", "LiteLLMClient",
+           "MissingKey", "call_cost", "import_litellm", "read_key", "to_chat"]
+
 MAX_BACKOFF_S = 30.0
-_MESSAGE_CHARS = 200
 
 
 class LLMRejected(UserError):
@@ -36,8 +40,19 @@ class LLMUnavailable(UserError):
     """The endpoint kept failing with retryable errors until the retries ran out."""
 
 
-class MissingKey(UserError):
-    """The environment variable that should hold a model's key is not set."""
+class Halt:
+    """Shared by the clients of one run: the first call that fails for good stops the
+    run, so from then on no client sends a request (each raises LLMRejected at once)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def trip(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise LLMRejected(f"not sent, the run is stopping: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -49,27 +64,6 @@ class CallSettings:
     retry_backoff_s: float = 1.0
 
 
-def import_litellm() -> ModuleType:
-    """Import litellm with its bundled price map (otherwise it fetches one from the net)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
-
-
-def read_key(model: ModelConfig) -> str | None:
-    """The key of `model` from its environment variable (None: litellm's own default)."""
-    if model.api_key_env is None:
-        return None
-    key = os.environ.get(model.api_key_env)
-    if not key:
-        raise MissingKey(f"model '{model.name}': environment variable {model.api_key_env} "
-                         "is not set: export it with the API key (or fix llm.models "
-                         "api_key_env)")
-    return key
-
-
 def to_chat(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
@@ -77,13 +71,23 @@ def to_chat(messages: Sequence[Message]) -> list[dict[str, str]]:
 class LiteLLMClient:
     """An LLMClient for one configured model."""
 
-    def __init__(self, model: ModelConfig, settings: CallSettings) -> None:
+    def __init__(self, model: ModelConfig, settings: CallSettings,
+                 halt: Halt | None = None) -> None:
         self.model, self._settings = model, settings
+        self._halt = halt or Halt()
 
     async def complete(self, request: LLMRequest) -> LLMReply:
+        try:
+            return await self._complete(request)
+        except UserError as exc:  # final for this run: no client sends another request
+            self._halt.trip(str(exc))
+            raise
+
+    async def _complete(self, request: LLMRequest) -> LLMReply:
         litellm = import_litellm()
         attempt = 0
         while True:
+            self._halt.check()  # before every request, retries included
             key = read_key(self.model)
             try:
                 response = await litellm.acompletion(**self._arguments(request, key))
@@ -136,48 +140,7 @@ def call_cost(litellm: ModuleType, model: ModelConfig, response: Any, prompt: in
         return 0.0
 
 
-def status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def retryable(exc: BaseException) -> bool:
-    """Rate limits, server errors, timeouts and dropped connections are worth a retry."""
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | TimeoutError):
-        return True
-    status = status_of(exc)
-    return status is not None and (status in RETRYABLE_STATUS or status >= 500)
-
-
 def backoff(base_s: float, attempt: int) -> float:
     """Exponential backoff with jitter (jitter spreads retries of concurrent calls)."""
     delay: float = min(MAX_BACKOFF_S, base_s * 2.0 ** attempt)
     return delay * (0.5 + random.random() / 2)
-
-
-def describe_failure(model: ModelConfig, exc: BaseException, key: str | None, *,
-                     retried: int) -> str:
-    """One line naming the model, what failed and the fix, with the key removed."""
-    status = status_of(exc)
-    what = f"{status} {type(exc).__name__}" if status else type(exc).__name__
-    detail = " ".join(str(exc).split())
-    if key:
-        detail = detail.replace(key, "***")
-    detail = detail[:_MESSAGE_CHARS]
-    where = f" at {model.api_base}" if model.api_base else ""
-    if retried:
-        return (f"model '{model.name}'{where} kept failing ({what}) after {retried} retries: "
-                f"{detail}; check the endpoint or raise llm.max_retries")
-    fix = _fix(model, status)
-    return f"model '{model.name}'{where} rejected the request ({what}): {detail}; {fix}"
-
-
-def _fix(model: ModelConfig, status: int | None) -> str:
-    if status in (401, 403):
-        env = model.api_key_env or "the provider's key variable"
-        return f"check the key in {env}"
-    if status == 404:
-        return "check the model name (litellm form 'provider/model') and api_base"
-    return "check the model's settings in llm.models"

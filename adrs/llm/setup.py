@@ -19,10 +19,11 @@ from adrs.engine.archive import AddStatus
 from adrs.engine.mutator import Mutator, OfflineMutator, Proposal, ProposalContext
 from adrs.errors import UserError
 from adrs.llm.budget import BudgetGuard
-from adrs.llm.client import CallSettings, LiteLLMClient, read_key
+from adrs.llm.client import CallSettings, Halt, LiteLLMClient
 from adrs.llm.ensemble import Arm, Ensemble
 from adrs.llm.manual import MANUAL_DIR, ManualClient
 from adrs.llm.mutator import LLMClient, LLMMutator
+from adrs.llm.provider import key_status
 from adrs.llm.replay import RecordingClient, ReplayClient
 from adrs.store.database import CandidateRecord
 
@@ -90,8 +91,9 @@ def _source(config: RunConfig, run_dir: Path,
         return ReplayClient(Path(llm.replay)), f"replaying LLM exchanges from {llm.replay}"
     settings = CallSettings(llm.timeout_s, llm.max_retries, llm.retry_backoff_s)
     for model in llm.models:
-        read_key(model)  # a missing key stops the run before the first proposal
-    arms = [Arm(m.name, m.weight, LiteLLMClient(m, settings)) for m in llm.models]
+        key_status(model)  # a missing key stops the run before the first call (as doctor)
+    halt = Halt()  # one final failure and no model gets another request
+    arms = [Arm(m.name, m.weight, LiteLLMClient(m, settings, halt)) for m in llm.models]
     ensemble = Ensemble(arms, mode=llm.ensemble, seed=config.seed,
                         depth=config.pipeline_depth, deterministic=config.deterministic)
     observers.append(ensemble.observe)

@@ -5,6 +5,7 @@ the adaptive ensemble, and that the key never reaches the run folder."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,51 @@ def test_missing_key_variable_is_one_line(tmp_path: Path,
     code, server = two_models(both_good, tmp_path / "run", "--iterations", "5")
     assert code == 2 and not server.seen
     assert "ADRS_TEST_KEY is not set" in capsys.readouterr().err
+
+
+def test_a_missing_provider_key_fails_before_any_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`adrs run toy --model openai/gpt-4o-mini` without OPENAI_API_KEY: one line, at once
+    (it used to retry litellm's "missing credentials" 500 for about 40 s)."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    started = time.monotonic()
+    code = main(["run", "toy", "--model", "openai/gpt-4o-mini", "--backend", "thread",
+                 "--iterations", "3", "--run-dir", str(tmp_path / "run")])
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err.strip()
+    print(f"{elapsed:.1f} s: {err}")
+    assert code == 2 and err.count("\n") == 0
+    assert "OPENAI_API_KEY is not set" in err and elapsed < 10.0
+
+
+def test_a_local_server_needs_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model with api_base and no api_key_env is not refused for want of a key."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = FakeOpenAI(lambda body, number: Reply(text=good_diff(body)))
+    with server.running():
+        path = tmp_path / "local.yaml"
+        path.write_text(yaml.safe_dump({"llm": {"models": [
+            {"name": "hosted_vllm/model-a", "api_base": server.url}]}}))
+        code = main(["run", "toy", "-c", str(path), "--llm", "litellm", "--backend",
+                     "thread", "--iterations", "4", "--run-dir", str(tmp_path / "run")])
+    assert code == 0 and len(server.ok()) >= 3
+
+
+def test_a_rejection_stops_new_requests_at_once(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """4 proposals in flight, 2 more candidates waiting: after the first 401 no request is
+    sent (the two slow calls already in flight complete). It used to send 6."""
+    def script(body: dict[str, Any], number: int) -> Reply:
+        return Reply(text=good_diff(body), delay_s=1.0) if number < 2 else Reply(401)
+
+    code, server = two_models(script, tmp_path / "run", "--iterations", "30")
+    err = capsys.readouterr().err.strip()
+    statuses = [s.status for s in server.seen]
+    print(f"requests: {statuses}; stderr: {err}")
+    assert code == 2 and "401" in err and "ADRS_TEST_KEY" in err and KEY not in err
+    assert 401 in statuses and len(statuses) <= 4  # llm.proposals_in_flight
+    assert all(s == 401 for s in statuses[2:])
+    stored = records(tmp_path / "run")
+    assert len(stored) == 7  # the initial program and the 6 launched candidates
+    assert sum("not sent" in (r.error or "") for r in stored) >= 2
