@@ -4,6 +4,9 @@
 runs. `evaluate_multi` (cbl-multi): score = -(mean over scenarios of the mean cost).
 Both report `lb_score`, the Leaderboard's 0-100 form, and per-scenario mean costs. A run
 that finishes after its deadline makes the program invalid (costs still reported).
+Scenarios whose traces could inform one another run in different sandboxes
+(partition.py, lockstep.py): `processes` in the metrics says how many; the program's
+output kept with the result is the first sandbox's.
 Accounting of cbl-multi: the faithful one by default; the problem option `accounting:
 reference` (`--option accounting=reference`, or the entry point `evaluate_multi_reference`)
 reproduces the reference simulator, which never checks the deadline: there late runs are
@@ -13,19 +16,20 @@ trace archive (scenarios.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from adrs.errors import UserError
-from adrs.evaluators.cbl.lockstep import PolicyPort, SandboxPort, simulate
+from adrs.evaluators.cbl.lockstep import Processes, Sandboxes, simulate
+from adrs.evaluators.cbl.partition import partition
 from adrs.evaluators.cbl.scenarios import (
     multi_region,
     single_region,
     trace_dir,
 )
-from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simulation
+from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, late_runs
 
 OD_ANCHOR = 146.88  # all on-demand: 3.06 $/h x 48 h
 SPOT_ANCHOR = 46.7088  # all spot: 0.9731 $/h x 48 h
@@ -48,9 +52,8 @@ def group_means(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> d
     return {group: float(np.mean(values)) for group, values in costs.items()}
 
 
-def _late_error(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
-                sim: Simulation) -> str | None:
-    late = np.flatnonzero(sim.late())
+def _late_error(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> str | None:
+    late = np.flatnonzero(late_runs(scenarios, outcomes))
     if not late.size:
         return None
     i = int(late[0])
@@ -67,8 +70,7 @@ def _worst(means: dict[str, float]) -> str:
     return "; ".join(f"{g}: ${m:.2f}" for g, m in worst)
 
 
-def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
-                 sim: Simulation) -> dict[str, Any]:
+def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """The cbl result: combined score, metrics and feedback."""
     costs = np.array([o.cost for o in outcomes])
     mean, std = float(costs.mean()), float(costs.std())
@@ -88,24 +90,24 @@ def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
                 f"on-demand costs ${OD_ANCHOR:.2f}. By deadline: {per_deadline}. Most "
                 f"expensive scenarios: {_worst(means)}.")
     return _result(-mean - STD_WEIGHT * std, metrics, feedback,
-                   _late_error(scenarios, outcomes, sim))
+                   _late_error(scenarios, outcomes))
 
 
 def score_multi(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
-                sim: Simulation) -> dict[str, Any]:
+                reference: bool) -> dict[str, Any]:
     """The cbl-multi result: minus the mean over scenarios of their mean cost."""
     means = group_means(scenarios, outcomes)
     avg = float(np.mean(list(means.values())))
-    late = int(sim.late().sum())
+    late = int(late_runs(scenarios, outcomes).sum())
     metrics: dict[str, Any] = {"avg_cost": round(avg, 4), "lb_score": round(lb_score(avg), 3),
                                "runs": len(outcomes), "late_runs": late,
-                               "reference_accounting": sim.reference}
+                               "reference_accounting": reference}
     metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
     feedback = (f"Mean over scenarios ${avg:.2f}; per scenario: "
                 + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".")
-    if sim.reference:  # the reference never checks the deadline: report, do not reject
+    if reference:  # the reference never checks the deadline: report, do not reject
         return _result(-avg, metrics, feedback + f" {late} runs finished late.", None)
-    return _result(-avg, metrics, feedback, _late_error(scenarios, outcomes, sim))
+    return _result(-avg, metrics, feedback, _late_error(scenarios, outcomes))
 
 
 def _result(score: float, metrics: dict[str, Any], feedback: str,
@@ -115,22 +117,37 @@ def _result(score: float, metrics: dict[str, Any], feedback: str,
     return {"score": score, "metrics": metrics, "feedback": feedback}
 
 
-def run_single(port: PolicyPort, root: str | None) -> dict[str, Any]:
+def run(processes: Processes, scenarios: Sequence[Scenario], reference: bool,
+        score: Callable[[list[Outcome]], dict[str, Any]],
+        isolate: bool = True) -> dict[str, Any]:
+    """Simulate every scenario, each group of scenarios that cannot inform one another in a
+    process of its own (`isolate` False: all in one, for tests that show what sharing one
+    would allow), and score the outcomes."""
+    groups = partition(scenarios) if isolate else [list(range(len(scenarios)))]
+    try:
+        with processes.open(len(groups)) as ports:
+            outcomes = simulate(ports, scenarios, groups, reference, processes.lanes)
+    except PolicyError as exc:
+        return {"valid": False, "error": str(exc)}
+    result = score(outcomes)
+    result["metrics"]["processes"] = len(groups)
+    cleanup = getattr(processes, "cleanup_error", None)
+    if cleanup is not None:  # as the runner treats its own sandbox
+        return {"valid": False, "metrics": result["metrics"], "error": "a sandbox could not "
+                f"be cleaned up after the program ran ({cleanup}); its result is void"}
+    return result
+
+
+def run_single(processes: Processes, root: str | None, isolate: bool = True) -> dict[str, Any]:
     scenarios = single_region(root)
-    try:
-        outcomes, sim = simulate(port, scenarios)
-    except PolicyError as exc:
-        return {"valid": False, "error": str(exc)}
-    return score_single(scenarios, outcomes, sim)
+    return run(processes, scenarios, False, lambda o: score_single(scenarios, o), isolate)
 
 
-def run_multi(port: PolicyPort, root: str | None, reference: bool) -> dict[str, Any]:
+def run_multi(processes: Processes, root: str | None, reference: bool,
+              isolate: bool = True) -> dict[str, Any]:
     scenarios = multi_region(root)
-    try:
-        outcomes, sim = simulate(port, scenarios, reference_accounting=reference)
-    except PolicyError as exc:
-        return {"valid": False, "error": str(exc)}
-    return score_multi(scenarios, outcomes, sim)
+    return run(processes, scenarios, reference,
+               lambda o: score_multi(scenarios, o, reference), isolate)
 
 
 def reference_accounting(options: Mapping[str, Any] | None) -> bool:
@@ -145,16 +162,16 @@ def reference_accounting(options: Mapping[str, Any] | None) -> bool:
 
 def evaluate(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """cbl: the single-region scenario set (real traces if option `trace_dir` is set)."""
-    return run_single(SandboxPort(candidate), trace_dir(options))
+    return run_single(Sandboxes(candidate), trace_dir(options))
 
 
 def evaluate_multi(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """cbl-multi: the multi-region scenario set (real traces if option `trace_dir` is set),
     under the accounting option `accounting` names."""
-    return run_multi(SandboxPort(candidate), trace_dir(options), reference_accounting(options))
+    return run_multi(Sandboxes(candidate), trace_dir(options), reference_accounting(options))
 
 
 def evaluate_multi_reference(candidate: Any,
                              options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """cbl-multi under the reference simulator's accounting."""
-    return run_multi(SandboxPort(candidate), trace_dir(options), True)
+    return run_multi(Sandboxes(candidate), trace_dir(options), True)

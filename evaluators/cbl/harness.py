@@ -7,17 +7,24 @@ now, and this module replies with every decision. It imports nothing from adrs.
 Protocol (plain data):
 - start(configs): one dict per scenario (gap_s, task_duration_s, deadline_s,
   restart_overhead_s, num_regions, on_demand_price, spot_prices); creates the policies.
-- step(message): the tick, the ids of the scenarios asked and, per id, has_spot, last,
-  cluster, done, progress, remaining_overhead, region (arrays); returns
-  [decisions, regions] as two byte strings (one byte per id).
+- step(message): a byte string, the tick (TICK) then one ROW record per scenario asked:
+  its id, has_spot, last, cluster, region, done, progress, remaining_overhead; returns
+  the decisions then the regions, one byte each per id, in one byte string. Plain bytes:
+  the sandbox never needs numpy, and a call costs little to encode.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
+
+TICK = struct.Struct("<I")  # the trusted side packs the same layouts (lockstep.py)
+ROW = "<HBBBBddd"
 
 _policies: list[Any] = []
 _types: tuple[Any, ...] = (0, 1, 2)
+_known: dict[Any, int] = {}  # the candidate's ClusterType members -> their codes
+_known_types: set[type] = set()
 
 
 class Env:
@@ -75,6 +82,10 @@ def create(cls: Any, types: tuple[Any, ...], configs: list[dict[str, Any]]) -> N
     """Create one fresh policy per scenario and call its reset()."""
     global _types
     _types = types
+    _known.clear()
+    _known.update((t, i) for i, t in enumerate(types) if type(t) is not int)
+    _known_types.clear()
+    _known_types.update(type(t) for t in _known)
     _policies.clear()
     for config in configs:
         policy = cls()
@@ -99,6 +110,10 @@ def start(configs: list[dict[str, Any]]) -> None:
 
 
 def _code(decision: Any) -> int:
+    if type(decision) in _known_types:  # the usual answer, a ClusterType: one lookup
+        code = _known.get(decision)
+        if code is not None:
+            return code
     value = getattr(decision, "value", decision)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2:
         raise TypeError(f"_step returned {decision!r}; expected ClusterType.NONE, "
@@ -106,17 +121,16 @@ def _code(decision: Any) -> int:
     return value
 
 
-def step(message: dict[str, Any]) -> list[bytes]:
+def step(message: bytes) -> bytes:
     """Ask every listed policy for its decision at this tick."""
-    tick, types = message["tick"], _types
+    (tick,) = TICK.unpack_from(message)
+    types = _types
     decisions = bytearray()
     regions = bytearray()
-    columns = (message["ids"].tolist(), message["has_spot"].tolist(),
-               message["last"].tolist(), message["cluster"].tolist(),
-               message["done"].tolist(), message["progress"].tolist(),
-               message["remaining_overhead"].tolist(), message["region"].tolist())
-    for i, has, last, cluster, done, progress, remaining, region in zip(*columns, strict=True):
+    for row in struct.iter_unpack(ROW, memoryview(message)[TICK.size:]):
+        i, spot, last, cluster, region, done, progress, remaining = row
         policy = _policies[i]
+        has = spot == 1
         env = policy.env
         env.tick = tick
         env.elapsed_seconds = tick * env.gap_seconds
@@ -130,4 +144,4 @@ def step(message: dict[str, Any]) -> list[bytes]:
         policy.remaining_restart_overhead = remaining
         decisions.append(_code(policy._step(types[last], has)))
         regions.append(env._next_region)
-    return [bytes(decisions), bytes(regions)]
+    return bytes(decisions + regions)

@@ -281,3 +281,12 @@ class Simulation:
         """Runs that finished after their deadline or never finished."""
         late: BoolArray = np.isnan(self.finish) | (self.finish > self.deadline + _LATE_SLACK_S)
         return late
+
+
+def late_runs(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> BoolArray:
+    """Simulation.late() from the outcomes: runs that finished after their deadline or
+    never finished."""
+    finish = np.array([o.finish_s for o in outcomes], dtype=float)
+    deadline = np.array([s.job.deadline_s for s in scenarios], dtype=float)
+    late: BoolArray = np.isnan(finish) | (finish > deadline + _LATE_SLACK_S)
+    return late

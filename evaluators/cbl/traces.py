@@ -6,6 +6,11 @@ run lengths follow discretised log-normal laws with the mean and standard deviat
 real environment (calibration.py); each window starts at a random point of a long run so
 that it opens in the stationary state. Real traces are read from a folder the user points
 at (the unpacked archives described in PROBLEMS.md 2.4 and 3.4); they are never shipped.
+
+Every trace also says where it lies in time (`Origin`), so that runs whose traces could
+inform one another are kept in different processes (partition.py). The real archives'
+windows are cut from long recordings: their files name the recording and the window's
+start. Each synthetic trace is an independent draw, on a clock of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import functools
 import json
 import math
 import random
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from adrs.errors import UserError
 from adrs.evaluators.cbl.calibration import RunStats
@@ -29,13 +37,32 @@ class TraceError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a trace lies in time.
+
+    Traces on one `clock` were recorded over the same period: their instants compare, and
+    what one shows at an instant may say something about another at the same or a nearby
+    instant (the real single-region environments were probed side by side, the regions of
+    the multi-region archive too). `series` names the recording the trace was cut from;
+    the trace's tick 0 is `start_s` seconds into the clock.
+    """
+
+    clock: str
+    series: str
+    start_s: float
+
+
+@dataclass(frozen=True)
 class Trace:
-    """One availability trace: `unavailable[k]` is 1 when spot cannot run during tick k."""
+    """One availability trace: `unavailable[k]` is 1 when spot cannot run during tick k.
+    `origin` None: unknown, so possibly cut from the same recording as any other trace of
+    unknown origin (partition.py keeps such traces apart)."""
 
     name: str
     gap_s: float
     unavailable: bytes
     spot_price: float
+    origin: Origin | None = None
 
     @property
     def ticks(self) -> int:
@@ -74,9 +101,20 @@ def renewal_bits(stats: RunStats, ticks: int, rng: random.Random) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def synthetic(env: str, stats: RunStats, index: int, ticks: int, gap_s: float) -> Trace:
     """Synthetic trace number `index` of environment `env` (deterministic)."""
-    rng = random.Random(f"adrs-cbl:{env}:{ticks}:{gap_s}:{index}")
-    return Trace(f"synthetic/{env}/{index}", gap_s, renewal_bits(stats, ticks, rng),
-                 stats.spot_price)
+    seed = f"adrs-cbl:{env}:{ticks}:{gap_s}:{index}"
+    bits = renewal_bits(stats, ticks, random.Random(seed))
+    return Trace(f"synthetic/{env}/{index}", gap_s, bits, stats.spot_price,
+                 Origin(seed, seed, 0.0))  # an independent draw: a clock of its own
+
+
+def windows(trace: Trace, starts: Sequence[int], ticks: int) -> tuple[Trace, ...]:
+    """Windows of `ticks` ticks of a long trace, starting at the given ticks; they keep
+    their place on the long trace's clock (its origin, else one named after it)."""
+    origin = trace.origin or Origin(trace.name, trace.name, 0.0)
+    return tuple(replace(trace, name=f"{trace.name}@{start}",
+                         unavailable=trace.unavailable[start:start + ticks],
+                         origin=replace(origin, start_s=origin.start_s + start * trace.gap_s))
+                 for start in starts)
 
 
 # ----------------------------------------------------------------------------------- real
@@ -84,7 +122,8 @@ def read_trace(path: Path, spot_price: float | None = None) -> Trace:
     """A trace JSON file: {"metadata": {"gap_seconds": g}, "data": [0|1, ...], "prices"?}.
 
     The spot price is `spot_price` when given, else the file's first price (the reference
-    multi-region simulator's constant price).
+    multi-region simulator's constant price). The origin comes from the archives' fields
+    (`read_origin`); a file without them has an unknown origin.
     """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -95,7 +134,32 @@ def read_trace(path: Path, spot_price: float | None = None) -> Trace:
         raise TraceError(f"cannot read trace file '{path}': {type(exc).__name__}: {exc}; "
                          "expected JSON with metadata.gap_seconds, data (and prices for "
                          "multi-region traces)") from None
-    return Trace(f"{path.parent.name}/{path.name}", gap, bits, price)
+    return Trace(f"{path.parent.name}/{path.name}", gap, bits, price, read_origin(raw, gap))
+
+
+def read_origin(raw: dict[str, Any], gap_s: float) -> Origin | None:
+    """Where a window of the real archives lies: the recording it was cut from
+    (`original_trace`, single region; `metadata.source_file`, multi region) and its start
+    (`metadata.start_time`: a tick of that recording, or an ISO time, taken as UTC).
+    Recordings kept in one folder were made over the same period: one clock."""
+    meta = raw.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    series = raw.get("original_trace", meta.get("source_file"))
+    start = meta.get("start_time")
+    if not isinstance(series, str) or not series:
+        return None
+    if isinstance(start, int | float) and not isinstance(start, bool) \
+            and math.isfinite(start):
+        start_s = float(start) * gap_s
+    elif isinstance(start, str):
+        try:
+            when = datetime.fromisoformat(start)
+        except ValueError:
+            return None
+        start_s = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    else:
+        return None
+    return Origin(str(PurePosixPath(series).parent), series, start_s)
 
 
 def _json_files(folder: Path) -> list[Path]:

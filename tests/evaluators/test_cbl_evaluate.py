@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adrs.evaluators.cbl.evaluate import lb_score, run_multi, run_single, score_single
-from adrs.evaluators.cbl.lockstep import LocalPort, load_program, simulate
+from adrs.evaluators.cbl.lockstep import LocalPort, LocalPrograms, load_program, simulate
 from adrs.evaluators.cbl.scenarios import single_region
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def multi_traces(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def metrics(program: Path, traces: str) -> dict[str, float]:
-    result = run_single(LocalPort(load_program(program)), traces)
+    result = run_single(LocalPrograms(program), traces)
     assert result.get("valid", True), result.get("error")
     return {k: v for k, v in result["metrics"].items() if isinstance(v, float)}
 
@@ -58,8 +59,8 @@ def test_uniform_progress_reproduces_the_adrs_figures(single_traces: str) -> Non
 
 
 def test_leaderboard_multi_region_greedy_under_reference_accounting(multi_traces: str) -> None:
-    result = run_multi(LocalPort(load_program(MULTI / "greedy_round_robin.py")),
-                       multi_traces, reference=True)
+    result = run_multi(LocalPrograms(MULTI / "greedy_round_robin.py"), multi_traces,
+                       reference=True)
     m = result["metrics"]
     assert round(m["avg_cost"], 2) == 82.19 and round(m["lb_score"], 2) == 64.58
     assert [round(v, 2) for k, v in m.items() if k.startswith("cost[")] == \
@@ -71,7 +72,7 @@ def test_adrs_multi_region_initial_program_under_reference_accounting(
     # 3_zones_same_region reproduces only with the reference's reading of the safety rule
     # (spot kept one more tick after a preemption), which makes four runs finish late:
     # reference accounting counts them, as the reference would not notice them.
-    result = run_multi(LocalPort(load_program(MULTI / "initial_program.py")), multi_traces,
+    result = run_multi(LocalPrograms(MULTI / "initial_program.py"), multi_traces,
                        reference=True)
     m = result["metrics"]
     assert round(m["avg_cost"], 2) == 88.38 and round(m["lb_score"], 2) == 58.40
@@ -81,7 +82,7 @@ def test_adrs_multi_region_initial_program_under_reference_accounting(
 
 
 def test_faithful_accounting_keeps_the_initial_program_on_time(multi_traces: str) -> None:
-    result = run_multi(LocalPort(load_program(MULTI / "initial_program.py")), multi_traces,
+    result = run_multi(LocalPrograms(MULTI / "initial_program.py"), multi_traces,
                        reference=False)
     assert "score" in result and result["metrics"]["late_runs"] == 0
 
@@ -90,11 +91,12 @@ def test_scores_and_lb_form() -> None:
     assert lb_score(146.88) == 0.0 and lb_score(46.7088) == 100.0
     assert lb_score(500.0) == 0.0
     scenarios = single_region(traces_per_env=2)
-    outcomes, sim = simulate(LocalPort(load_program(CBL / "initial_program.py")), scenarios)
-    result = score_single(scenarios, outcomes, sim)
+    outcomes = simulate([LocalPort(load_program(CBL / "initial_program.py"))], scenarios,
+                        [list(range(len(scenarios)))])
+    result = score_single(scenarios, outcomes)
     mean, std = result["metrics"]["avg_cost"], result["metrics"]["cost_std"]
     assert math.isclose(result["score"], -mean - 0.25 * std, abs_tol=1e-3)
-    sim.finish[0] = sim.deadline[0] + 60.0  # one late run
-    late = score_single(scenarios, outcomes, sim)
+    outcomes[0] = dataclasses.replace(outcomes[0], finish_s=scenarios[0].job.deadline_s + 60)
+    late = score_single(scenarios, outcomes)  # one late run
     assert late["valid"] is False and "missed the deadline" in late["error"]
     assert late["metrics"]["avg_cost"] == mean  # costs are still reported
