@@ -31,7 +31,7 @@ class Tally:
 
     total: int = 0
     done: int = 0
-    evaluated: int = 0
+    evaluated: int = 0  # in this session (for the rate)
     failures: int = 0
     duplicates: int = 0
     cost_usd: float = 0.0
@@ -40,8 +40,11 @@ class Tally:
     started: float = field(default_factory=time.monotonic)
 
     def fold(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunStarted):  # a resumed run counts on from what is stored
             self.total = event.iterations
+            self.done, self.failures = event.candidates, event.failures
+            self.duplicates, self.cost_usd = event.duplicates, event.cost_usd
+            self.best_id, self.best_score = event.best_id, event.best_score
         elif isinstance(event, CandidateEvaluated):
             self.done += 1
             self.evaluated += 1

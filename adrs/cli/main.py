@@ -1,7 +1,8 @@
 """Command line: `adrs run | resume | eval | problems | runs | show | best | dashboard`.
 
-Exit codes: 0 success, 1 the run or evaluation failed, 2 bad usage or bad input. Known
-errors become one line on stderr; set ADRS_DEBUG=1 to see the traceback instead.
+Exit codes: 0 success, 1 the run or evaluation failed, 2 bad usage or bad input, 130
+interrupted (Ctrl-C; a run stays resumable). Known errors become one line on stderr; set
+ADRS_DEBUG=1 to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from adrs import __version__
 from adrs.cli import browse as browse_cli
 from adrs.cli import llm as llm_cli
 from adrs.cli.display import ProgressDisplay
@@ -39,17 +41,14 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="adrs", description="Evolve systems algorithms with LLMs and "
                      "simulators, and keep a MAP-Elites archive of the best programs.")
+    parser.add_argument("--version", action="version", version=f"adrs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="start an evolution run on a problem")
     run.add_argument("problem", help="a bundled problem's name or a problem folder")
     run.add_argument("-c", "--config", type=Path, help="a run configuration YAML file")
     run.add_argument("--iterations", type=int, help="candidates to generate (with the initial)")
     llm_cli.add_run_flags(run)
-    run.add_argument("--workers", type=int, help="evaluations in flight at once")
-    run.add_argument("--backend", choices=["ray", "local", "thread"],
-                     help="where evaluations run (default ray: an embedded local Ray)")
-    run.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
-                     "instead of starting an embedded Ray")
+    _add_backend_flags(run, "default ray: an embedded local Ray")
     run.add_argument("--seed", type=int, help="random seed (same seed, same archive)")
     add_option_flag(run)
     run.add_argument("--run-dir", type=Path, help="where to store the run "
@@ -57,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--iterations", type=int, help="raise the run's total candidates")
+    _add_backend_flags(resume, "default: the run's own; for this session only")
     ev = sub.add_parser("eval", help="score one program file once")
     ev.add_argument("problem")
     ev.add_argument("program", type=Path)
@@ -73,11 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_backend_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--workers", type=int, help="evaluations in flight at once")
+    parser.add_argument("--backend", choices=["ray", "local", "thread"],
+                        help=f"where evaluations run ({default})")
+    parser.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
+                        "instead of starting an embedded Ray")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
     try:
         return _dispatch(args, console)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's event loop (a run records it)
+        if os.environ.get("ADRS_DEBUG"):
+            raise
+        print("adrs: interrupted", file=sys.stderr)
+        return 130
     except UserError as exc:
         if os.environ.get("ADRS_DEBUG"):
             raise
@@ -93,7 +106,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return _run(args, console)
     if args.command == "resume":
         return _report(resume_run(args.run_dir, [ProgressDisplay(console)],
-                                  iterations=args.iterations), args.run_dir, console)
+                                  iterations=args.iterations,
+                                  overrides=_backend_layer(args, resuming=True)),
+                       args.run_dir, console)
     if args.command == "eval":
         return _eval(args, console)
     if args.command == "doctor":
@@ -111,16 +126,22 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["seed"] = args.seed
     if args.iterations is not None:
         layer["stop"] = {"iterations": args.iterations}
+    layer.update(_backend_layer(args, resuming=False))
+    if args.option:
+        layer["problem_options"] = option_layer(args.option)
+    return merge(layer, llm_cli.llm_layer(args))
+
+
+def _backend_layer(args: argparse.Namespace, *, resuming: bool) -> dict[str, Any]:
+    """The configuration layer of --workers, --backend and --ray-address."""
     evaluation: dict[str, Any] = {key: value for key, value in (
         ("workers", args.workers), ("backend", args.backend),
         ("ray_address", args.ray_address)) if value is not None}
     if args.ray_address is not None and args.backend is None:
         evaluation["backend"] = "ray"  # joining a cluster implies the Ray backend
-    if evaluation:
-        layer["evaluation"] = evaluation
-    if args.option:
-        layer["problem_options"] = option_layer(args.option)
-    return merge(layer, llm_cli.llm_layer(args))
+    if resuming and args.ray_address is None and args.backend not in (None, "ray"):
+        evaluation["ray_address"] = None  # another backend for this session: no cluster
+    return {"evaluation": evaluation} if evaluation else {}
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

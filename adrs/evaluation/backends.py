@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -79,19 +80,27 @@ class LocalBackend(_ExecutorBackend):
     """Jobs in `workers` processes of this machine.
 
     Workers are started with "spawn", never "fork": forking a process that runs an asyncio
-    loop and threads can deadlock the child. Each worker caches loaded evaluators, and exits
-    if this process dies without closing the backend.
+    loop and threads can deadlock the child. Each worker caches loaded evaluators, ignores
+    Ctrl-C (a terminal sends SIGINT to the whole process group: this process decides what
+    it means, and closes the backend), and exits if this process dies without closing the
+    backend.
     """
 
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("spawn")
         super().__init__(_check_workers(workers), ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_exit_with_parent,
+            max_workers=workers, mp_context=context, initializer=_init_worker,
             initargs=(os.getpid(),)))
 
 
+def _init_worker(parent: int) -> None:
+    """Worker initializer: ignore SIGINT, and exit once `parent` is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(parent)
+
+
 def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: a watcher thread ends the worker once `parent` is gone.
+    """A watcher thread ends this worker once `parent` is gone.
 
     A pool worker whose parent was killed can otherwise wait forever on a queue lock that
     the dead parent's other worker held; its sandboxes then die with it.

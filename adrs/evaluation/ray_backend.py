@@ -7,18 +7,31 @@ candidate is evaluated once, and a retried evaluation would double its cost.
 
 At most `workers` jobs are in flight: a job is handed to Ray only when a slot is free, so
 the cluster is never flooded and `close` can cancel what has not started. With no address,
-an embedded Ray with `workers` CPUs starts here (a few seconds, once per backend); with an
-address ("auto" or "HOST:PORT") the backend joins that cluster, whose nodes must see the
-problem folder at the same path (or have the problem's package installed).
+an embedded Ray with `workers` CPUs starts here (a few seconds, once per backend): always a
+new local instance (`address="local"`), never a cluster that RAY_ADDRESS or an earlier
+`ray start` points at. With an address ("auto" or "HOST:PORT") the backend joins that
+cluster, whose nodes must see the problem folder at the same path (or have the problem's
+package installed); authentication is left as Ray and the cluster set it.
+
+Ray's own output stays off the terminal: its Python loggers (the token-authentication
+notice ...) get a null handler, and while the embedded Ray starts, this process's stderr
+(file descriptor 2, which the processes Ray starts inherit) goes to /dev/null. Joining a
+cluster keeps Ray's native warnings on stderr: when the address does not answer, Ray
+retries for minutes, and its "Failed to connect to GCS" lines are the only news. Set
+ADRS_DEBUG=1 to see all of it.
 
 `ray` is imported only when a RayBackend is made: it is slow to import.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -103,17 +116,65 @@ def _import_ray() -> Any:
     except ImportError:
         raise UserError("the 'ray' backend needs the ray package: pip install ray, or use "
                         "--backend local") from None
+    if not _debug():
+        _silence_ray_loggers()
     return ray
 
 
+def _debug() -> bool:
+    return bool(os.environ.get("ADRS_DEBUG"))
+
+
+def _silence_ray_loggers() -> None:
+    """Ray's Python log lines (its token-authentication notice ...) go nowhere.
+
+    Ray gives its "ray" logger a stderr handler when imported; a null handler replaces it,
+    and the logger no longer propagates, so neither the root logger nor Python's last-resort
+    handler prints them.
+    """
+    logger = logging.getLogger("ray")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+@contextmanager
+def _stderr_off(wanted: bool) -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block when `wanted` (Ray's native start-up
+    lines, and the processes it starts, which inherit it); unchanged with ADRS_DEBUG set."""
+    if not wanted or _debug():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _init(ray: Any, workers: int, address: str | None) -> None:
+    """Start the embedded local Ray (no address) or join the cluster at `address`."""
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                "configure_logging": False}
     if address is None:
-        options["num_cpus"] = workers
+        # "local" always starts a new instance: `None` would join the cluster RAY_ADDRESS or
+        # a stale `ray start` names, and then refuse num_cpus.
+        options.update(address="local", num_cpus=workers)
+    else:
+        options["address"] = address
     try:
-        ray.init(address=address, **options)
+        with _stderr_off(address is None):
+            ray.init(**options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        where = f"the Ray cluster at '{address}'" if address else "an embedded Ray"
-        raise UserError(f"could not start {where}: {str(exc).splitlines()[0]} (check the "
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if address is None:
+            raise UserError(f"could not start an embedded Ray: {first} (set ADRS_DEBUG=1 to "
+                            "see Ray's output, or use --backend local)") from None
+        raise UserError(f"could not join the Ray cluster at '{address}': {first} (check the "
                         "address, or use --backend local)") from None

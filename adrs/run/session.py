@@ -1,36 +1,52 @@
 """Assembling a run: folders, configuration, proposer, backend and observers.
 
-`start_run` and `resume_run` are what the CLI calls; they own the run folder's lock so two
-processes never write the same run.
+`start_run` and `resume_run` are what the CLI calls. Each checks everything cheap first
+(configuration, problem, proposer; a new run also evaluates its initial program here, which
+checks the problem options as `adrs eval` does), so a mistake leaves no run folder and
+starts no Ray. Then it holds the run folder's lock for the whole session, so two processes
+never write the same run, and records in the store how the session ended (see
+adrs/store/database.py, `RunEnding`): "running" while it runs, then finished, stopped
+(interrupted: Ctrl-C or SIGTERM) or failed, whatever ended it. A process killed outside
+Python's control records nothing; readers tell it from its lock ("killed").
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
+import contextlib
 import signal
+import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adrs.config.run_config import RunConfig, dump, load_resolved, resolve
+from adrs.config.run_config import RunConfig, dump, read_yaml, resolve
 from adrs.config.schema import to_plain
 from adrs.engine.archive import Archive
 from adrs.engine.controller import Controller, RunSummary
+from adrs.engine.controller_state import describe_fault
 from adrs.engine.mutator import Mutator, OfflineMutator
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
+from adrs.evaluation.runner import EvalJob, run_job
 from adrs.llm.setup import build_mutator
 from adrs.problem.options import merged_options
-from adrs.problem.spec import Problem, load_problem
-from adrs.store.database import CONFIG_NAME, EVENTS_NAME, RunStore
-from adrs.store.events import EventLog, Observer, RunStarted
+from adrs.problem.spec import Problem, eval_job, load_problem
+from adrs.store.database import (
+    CONFIG_NAME,
+    EVENTS_NAME,
+    INTERRUPTED,
+    RunEnding,
+    RunStore,
+    check_new_run_dir,
+    hold_lock,
+)
+from adrs.store.events import Event, EventLog, Observer, RunStarted, RunStopped
+from adrs.types import EvalResult
 
-LOCK_NAME = "run.lock"
 OFFLINE_NOTICE = "no LLM configured: proposing with the offline mutator (constant " \
                  "perturbation, operator swaps, crossover between elites)"
 
@@ -61,69 +77,215 @@ def new_run_dir(base: Path, problem: str) -> Path:
 def start_run(problem_ref: str, config: RunConfig, run_dir: Path,
               observers: Sequence[Observer], mutator: Mutator | None = None,
               backend: EvalBackend | None = None) -> RunSummary:
+    """Start a new run in `run_dir` (missing or empty) and evolve until it stops.
+
+    Before anything is created: the problem and its option names, the folder, the proposer
+    (no model, a missing key ...), and, when this session makes its own backend on this
+    machine (not a passed `backend`, not a joined Ray cluster), one evaluation of the
+    initial program, as `adrs eval` does it: a bad problem option (a trace folder that does
+    not exist ...) is a UserError with no run folder left and no Ray started. That result
+    is the initial program's result in the run, not evaluated again.
+    """
     problem = load_problem(problem_ref)
     merged_options(problem.spec.options, config.problem_options, problem.name)  # known names
-    # Built first: a config error (no model, missing key) leaves no run folder behind.
+    check_new_run_dir(run_dir)
     mutator = mutator or build_mutator(config, run_dir)
-    store = RunStore.create(run_dir, dump(config), {
-        "problem": problem.name, "problem_root": str(problem.root),
-        "created": str(time.time()), "status": "running"})
-    return _run(store, problem, config, observers, mutator, backend, resumed=False)
+    ready = None
+    if backend is None and config.evaluation.ray_address is None:
+        ready = _preflight(problem, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with hold_lock(run_dir):
+        store = RunStore.create(run_dir, dump(config), {
+            "problem": problem.name, "problem_root": str(problem.root),
+            "created": str(time.time())})
+        try:
+            return _session(store, problem, config, observers, mutator, backend, ready,
+                            resumed=False)
+        finally:
+            store.close()
 
 
 def resume_run(run_dir: Path, observers: Sequence[Observer], iterations: int | None = None,
-               mutator: Mutator | None = None,
-               backend: EvalBackend | None = None) -> RunSummary:
+               mutator: Mutator | None = None, backend: EvalBackend | None = None,
+               overrides: Mapping[str, Any] | None = None) -> RunSummary:
+    """Continue the run in `run_dir` from its store.
+
+    `iterations` raises the run's total candidates; one that the run already has is a
+    UserError. `overrides` is a configuration layer over the stored configuration
+    (`--backend`, `--workers`, `--ray-address` ...), validated alike and used for this
+    session only: the stored configuration is not changed.
+    """
     store = RunStore.open(run_dir)
-    config = load_resolved(run_dir / CONFIG_NAME)
-    if iterations is not None:
-        config = replace(config, stop=replace(config.stop, iterations=iterations))
-    root = store.meta("problem_root") or ""
-    if not Path(root).is_dir():
-        raise UserError(f"the problem folder of this run, '{root}', no longer exists: "
-                        "restore it to resume the run")
-    return _run(store, load_problem(root), config, observers, mutator, backend, resumed=True)
+    try:
+        config = _stored_config(run_dir, overrides or {})
+        if iterations is not None:
+            stored = store.count()
+            if iterations <= stored:
+                raise UserError(f"run '{run_dir}' already has {stored} candidates and "
+                                f"--iterations {iterations} asks for {iterations} in all: "
+                                f"pass a larger --iterations (more than {stored}) to "
+                                "continue it")
+            config = replace(config, stop=replace(config.stop, iterations=iterations))
+        root = store.meta("problem_root") or ""
+        if not Path(root).is_dir():
+            raise UserError(f"the problem folder of this run, '{root}', no longer exists: "
+                            "restore it to resume the run")
+        problem = load_problem(root)
+        mutator = mutator or build_mutator(config, run_dir)
+        with hold_lock(run_dir):
+            return _session(store, problem, config, observers, mutator, backend, None,
+                            resumed=True)
+    finally:
+        store.close()
 
 
-def _run(store: RunStore, problem: Problem, config: RunConfig, observers: Sequence[Observer],
-         mutator: Mutator | None, backend: EvalBackend | None, *, resumed: bool) -> RunSummary:
-    proposer = mutator or build_mutator(config, store.run_dir)
-    with _locked(store.run_dir), _closing(store):
-        log = EventLog(store.run_dir / EVENTS_NAME)
-        backend = backend or make_backend(config)
-        try:
-            controller = Controller(
-                problem=problem, config=config, store=store, mutator=proposer,
-                backend=backend, archive=Archive(config.archive, seed=config.seed),
-                observers=[log, *observers])
-            controller.restore()
-            started = RunStarted(
-                run_id=store.run_dir.name, run_dir=str(store.run_dir), problem=problem.name,
-                proposer=describe(proposer), seed=config.seed, resumed=resumed,
-                iterations=config.stop.iterations)
-            try:
-                summary = asyncio.run(_drive(controller, started))
-            except UserError as exc:  # found mid-run (a rejected API key ...)
-                _record_end(store, f"error: {exc}")
-                raise
-        finally:
-            backend.close()
-            log.close()
-        _record_end(store, summary.reason)
-        return summary
+def _stored_config(run_dir: Path, overrides: Mapping[str, Any]) -> RunConfig:
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (str(run_dir / CONFIG_NAME), read_yaml(run_dir / CONFIG_NAME, "run configuration"))]
+    if overrides:
+        layers.append(("command line", overrides))
+    return resolve(layers)
 
 
-def _record_end(store: RunStore, reason: str) -> None:
-    status = ("interrupted" if reason == "interrupted" else
-              "failed" if reason.startswith("error") else "finished")
-    store.set_meta("status", status)
-    store.set_meta("stop_reason", reason)
+# ------------------------------------------------------------------------------ a session
+_Ready = tuple[EvalJob, EvalResult]  # the initial program's job and its result
 
 
-async def _drive(controller: Controller, started: RunStarted) -> RunSummary:
+def _preflight(problem: Problem, config: RunConfig) -> _Ready | None:
+    """Evaluate the initial program here, once; a UserError (a bad problem option, an
+    evaluator that cannot be found) stops the run before it exists. A fault of the system
+    is left for the run to meet (and record)."""
+    job = eval_job(problem, config, problem.initial_code)
+    try:
+        return job, run_job(job)
+    except UserError:
+        raise
+    except Exception:
+        return None
+
+
+class _WithInitial:
+    """A backend that answers the initial program's job once with the preflight's result."""
+
+    def __init__(self, backend: EvalBackend, ready: _Ready) -> None:
+        self._backend: EvalBackend = backend
+        self._ready: _Ready | None = ready
+
+    @property
+    def workers(self) -> int:
+        return self._backend.workers
+
+    def submit(self, job: EvalJob) -> Future[EvalResult]:
+        if self._ready is not None and job == self._ready[0]:
+            future: Future[EvalResult] = Future()
+            future.set_result(self._ready[1])
+            self._ready = None
+            return future
+        return self._backend.submit(job)
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+class _Interrupt:
+    """Whether a signal (Ctrl-C, SIGTERM) interrupted this session.
+
+    The controller keeps the first stop reason: once every candidate is launched the run
+    already stops for "iterations", and a Ctrl-C while the last ones are in flight (a person
+    answering prompts in manual mode ...) abandons them under that reason. Such a session
+    ends "interrupted" (resumable, exit code 130) in its summary, its RunStopped event and
+    the store alike; an error stays an error.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def reason(self, reason: str) -> str:
+        if self.received and RunEnding.from_reason(reason).status == "finished":
+            return INTERRUPTED
+        return reason
+
+
+class _Relay:
+    """Passes events to the observers, with the session's real reason on RunStopped."""
+
+    def __init__(self, observers: Sequence[Observer], interrupt: _Interrupt) -> None:
+        self._observers, self._interrupt = list(observers), interrupt
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStopped):
+            event = replace(event, reason=self._interrupt.reason(event.reason))
+        for observer in self._observers:
+            observer(event)
+
+
+def _session(store: RunStore, problem: Problem, config: RunConfig,
+             observers: Sequence[Observer], mutator: Mutator, backend: EvalBackend | None,
+             ready: _Ready | None, *, resumed: bool) -> RunSummary:
+    """One session, under the run's lock: its ending is recorded whatever ends it."""
+    _record(store, None)
+    log = EventLog(store.run_dir / EVENTS_NAME)
+    interrupt = _Interrupt()
+    try:
+        summary = _evolve(store, problem, config, _Relay([log, *observers], interrupt),
+                          interrupt, mutator, backend, ready, resumed=resumed)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C outside the event loop, or SIGTERM
+        _record(store, INTERRUPTED)  # while Ray starts (Ray's handler exits) ...
+        raise
+    except UserError as exc:  # found mid-run (a rejected API key, a bad option ...)
+        _record(store, f"error: {exc}")
+        raise
+    except BaseException as exc:  # a fault of the system (Ray, the disk, adrs)
+        _record(store, f"error: {describe_fault(exc)}")
+        raise
+    finally:
+        log.close()
+    _record(store, summary.reason)
+    return summary
+
+
+def _record(store: RunStore, reason: str | None) -> None:
+    """Record the session's ending (None: it runs); see RunStore.record_ending."""
+    # When the store itself fails, the error on its way out says more than this would.
+    with contextlib.suppress(sqlite3.Error):
+        store.record_ending(reason)
+
+
+def _evolve(store: RunStore, problem: Problem, config: RunConfig, relay: _Relay,
+            interrupt: _Interrupt, mutator: Mutator, backend: EvalBackend | None,
+            ready: _Ready | None, *, resumed: bool) -> RunSummary:
+    backend = backend or make_backend(config)
+    if ready is not None:
+        backend = _WithInitial(backend, ready)
+    try:
+        controller = Controller(
+            problem=problem, config=config, store=store, mutator=mutator, backend=backend,
+            archive=Archive(config.archive, seed=config.seed), observers=[relay])
+        controller.restore()
+        c = controller.counters
+        started = RunStarted(
+            run_id=store.run_dir.name, run_dir=str(store.run_dir), problem=problem.name,
+            proposer=describe(mutator), seed=config.seed, resumed=resumed,
+            iterations=config.stop.iterations, candidates=c.applied, failures=c.failed,
+            duplicates=c.duplicates, cost_usd=c.cost_usd,
+            best_id=None if c.best is None else c.best.id,
+            best_score=None if c.best is None else c.best.score)
+        summary = asyncio.run(_drive(controller, started, interrupt))
+    finally:
+        backend.close()
+    return replace(summary, reason=interrupt.reason(summary.reason))
+
+
+async def _drive(controller: Controller, started: RunStarted,
+                 interrupt: _Interrupt) -> RunSummary:
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, controller.request_stop, "interrupted")
-    loop.add_signal_handler(signal.SIGTERM, controller.request_stop, "interrupted")
+
+    def stop() -> None:
+        interrupt.received = True
+        controller.request_stop(INTERRUPTED)
+
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
     try:
         return await controller.run(started)
     finally:
@@ -146,25 +308,3 @@ def describe(mutator: Mutator) -> str:
     if isinstance(mutator, OfflineMutator):
         return OFFLINE_NOTICE
     return getattr(mutator, "description", type(mutator).__name__)
-
-
-@contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"run '{run_dir}' is in use by another adrs process: wait for it "
-                            "to finish or stop it first") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _closing(store: RunStore) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        store.close()

@@ -2,13 +2,22 @@
 every candidate (committed as it completes) and an append-only event log.
 
 Resume reads the database alone, so a killed run loses at most its in-flight candidates.
+
+How a run ended is metadata of the store (`status`, `stop_reason`), written by the process
+that runs it while it holds the run's lock (`hold_lock`); readers get it through
+`run_ending` or `RunStore.ending`, never from the raw metadata, so that a run whose
+process died without recording an ending reads as "killed" instead of "running".
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,6 +28,7 @@ from adrs.types import EditKind, EvalResult, LLMUsage, Program
 DB_NAME = "candidates.sqlite"
 CONFIG_NAME = "config.yaml"
 EVENTS_NAME = "events.jsonl"
+LOCK_NAME = "run.lock"
 SCHEMA_VERSION = "1"
 Status = Literal["evaluated", "duplicate", "proposal_failed"]
 
@@ -121,9 +131,9 @@ class RunStore:
 
     @classmethod
     def create(cls, run_dir: Path, config_yaml: str, meta: dict[str, str]) -> RunStore:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise UserError(f"run folder '{run_dir}' already exists and is not empty: "
-                            "choose another --run-dir, or continue it with 'adrs resume'")
+        """A new store in `run_dir`, which must be missing or empty (but for the run's lock
+        file, so the lock can be taken before the store exists)."""
+        check_new_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_NAME).write_text(config_yaml, encoding="utf-8")
         store = cls(run_dir, _connect(run_dir / DB_NAME))
@@ -192,6 +202,26 @@ class RunStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def record_ending(self, reason: str | None) -> None:
+        """Record how the session ended: `reason` is its stop reason, in the words of a
+        RunSummary ("iterations", "budget", "target score", "wall time", "no improvement",
+        "interrupted", "error: ...", "initial program invalid: ..."), or None when a
+        session starts ("running").
+
+        Writes the `status` (RunEnding.from_reason) and the `stop_reason` (`reason` as it
+        is) in one transaction. Only the process holding the run's lock writes them;
+        "killed" is never written: readers derive it.
+        """
+        ending = RUNNING if reason is None else RunEnding.from_reason(reason)
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", (
+                ("status", ending.status), ("stop_reason", reason or "")))
+
+    def ending(self) -> RunEnding:
+        """How this run ended, or that it runs; see `run_ending`."""
+        return _derive(self.meta("status"), self.meta("stop_reason") or "",
+                       lock_held(self.run_dir))
+
     def close(self) -> None:
         self._db.close()
 
@@ -208,3 +238,150 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         db.executescript(_SCHEMA)
     db.row_factory = sqlite3.Row
     return db
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """A UserError unless `run_dir` can hold a new run (missing, or empty but for a lock)."""
+    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+        raise UserError(f"run folder '{run_dir}' already exists and is not empty: "
+                        "choose another --run-dir, or continue it with 'adrs resume'")
+
+
+# ------------------------------------------------------------------------------ run endings
+RunStatus = Literal["running", "finished", "stopped", "failed", "killed"]
+INTERRUPTED = "interrupted"
+FINISH_REASONS = ("iterations", "budget", "target score", "wall time", "no improvement")
+_ERROR_PREFIX = "error: "
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """How a run ended, or that it is running: the one answer every reader shows.
+
+    `status` is one of:
+    - "running": a process holds the run's lock now; `reason` is "".
+    - "finished": a stop condition held; `reason` is one of FINISH_REASONS ("iterations",
+      "budget", "target score", "wall time", "no improvement"). `adrs resume --iterations N`
+      continues a run that finished for "iterations".
+    - "stopped": interrupted (Ctrl-C, SIGTERM) with work left; `reason` is "interrupted".
+      `adrs resume` continues it where it stopped.
+    - "failed": the run could not go on; `reason` says why in one line (an LLM or
+      evaluator error, a Ray failure, an invalid initial program ...), without an
+      "error: " prefix. Stored candidates are kept; resume retries once the cause is fixed.
+    - "killed": the store says "running" but no process holds the run's lock: the process
+      died without recording an ending (kill -9, out of memory, power loss). `reason` is "".
+      Resume continues it; the candidates in flight when it died are launched again.
+
+    `text` is how to print it on one line: "running", "killed", or "STATUS: REASON"
+    (e.g. "finished: iterations", "stopped: interrupted", "failed: <why>").
+    """
+
+    status: RunStatus
+    reason: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def from_reason(cls, reason: str) -> RunEnding:
+        """The ending of a session that stopped for `reason` (a RunSummary's reason)."""
+        if reason == INTERRUPTED:
+            return cls("stopped", INTERRUPTED)
+        if reason.startswith(_ERROR_PREFIX):
+            return cls("failed", reason[len(_ERROR_PREFIX):])
+        if reason in FINISH_REASONS:
+            return cls("finished", reason)
+        return cls("failed", reason)  # "initial program invalid: ...", or unknown
+
+
+RUNNING = RunEnding("running")
+
+
+def run_ending(run_dir: Path) -> RunEnding:
+    """How the run in `run_dir` ended, or that it is running (see RunEnding).
+
+    The contract for every reader (`adrs runs`, `adrs show`, the dashboard): call this (or
+    `RunStore.ending` on a store already open) and show `RunEnding.text`; never read the
+    `status` and `stop_reason` metadata directly, which say "running" for a killed run.
+    It reads the store read-only and probes the run's lock without holding it longer than
+    a system call, so it is safe to call while the run goes on, as often as once a second.
+    Raises UserError when `run_dir` is not a run folder. Runs written by older versions
+    read alike ("interrupted" reads as stopped, "error: ..." as failed).
+    """
+    store = RunStore.open(run_dir, readonly=True)
+    try:
+        return store.ending()
+    finally:
+        store.close()
+
+
+def _derive(status: str | None, reason: str, held: bool) -> RunEnding:
+    if held:
+        return RUNNING
+    if status in (None, "running"):
+        return RunEnding("killed")
+    if status == "failed" and not reason.startswith(_ERROR_PREFIX):
+        return RunEnding("failed", reason)  # "initial program invalid: ..."
+    if reason and status in ("finished", "stopped", INTERRUPTED, "failed"):
+        # The stored reason says it all; older versions wrote an interruption as status
+        # "interrupted", and an invalid initial program as "finished".
+        return RunEnding.from_reason(reason)
+    if status in ("stopped", INTERRUPTED):
+        return RunEnding("stopped", INTERRUPTED)
+    if status == "finished":
+        return RunEnding("finished")
+    return RunEnding("failed", f"unknown status {status!r}" + (f": {reason}" if reason else ""))
+
+
+# ---------------------------------------------------------------------------- the run lock
+LOCK_WAIT_S = 1.0  # how long a writer waits out readers probing the lock
+
+
+def lock_held(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock now (the run is running).
+
+    Probes with a shared lock taken and released at once; a writer taking the lock meanwhile
+    waits out that instant (`hold_lock`). A missing or unreadable lock file: not held.
+    """
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # a file system without locks: nobody can hold it
+    finally:
+        os.close(fd)  # releases the probe's lock, if taken
+    return False
+
+
+@contextmanager
+def hold_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock (an exclusive flock on `run_dir/run.lock`) for the block.
+
+    Only the process that runs the run holds it, for its whole session: the run folder
+    must exist. The lock dies with the process, however it dies, which is how readers tell
+    a killed run from a running one. Another holder is a UserError.
+    """
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UserError(f"run '{run_dir}' is in use by another adrs process: "
+                                    "wait for it to finish or stop it first") from None
+                time.sleep(0.02)  # a reader's probe lasts microseconds
+        yield
+    finally:
+        os.close(fd)

@@ -27,6 +27,11 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
+    """A session of a run begins. `iterations` is the run's total; the fields after it are
+    what the store already holds (all zero and None on a new run), so a resumed run's
+    progress counts from there: `candidates` stored, of which `failures` failed and
+    `duplicates` were duplicates, `cost_usd` spent, and the best valid candidate."""
+
     run_id: str
     run_dir: str
     problem: str
@@ -34,6 +39,12 @@ class RunStarted(Event):
     seed: int
     resumed: bool
     iterations: int
+    candidates: int = 0
+    failures: int = 0
+    duplicates: int = 0
+    cost_usd: float = 0.0
+    best_id: int | None = None
+    best_score: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

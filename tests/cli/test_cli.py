@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from adrs.store.database import DB_NAME
+from adrs import __version__
+from adrs.config.run_config import load_resolved
+from adrs.store.database import DB_NAME, RunEnding, run_ending
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,3 +205,60 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     count = _count(run_dir)
     assert adrs("resume", str(run_dir), "--iterations", str(count + 5)).returncode == 0
     assert _count(run_dir) >= count + 5
+
+
+def test_version() -> None:
+    proc = adrs("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"adrs {__version__}"
+
+
+def _progress(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("candidates ")]
+
+
+def test_resume_shows_the_stored_progress_and_refuses_fewer_iterations(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    first = adrs("run", "toy", "--iterations", "10", "--run-dir", str(run_dir))
+    assert first.returncode == 0, first.stderr
+    final = _progress(first.stdout)[-1]
+    assert final.startswith("candidates 10/10  best ") and "best -" not in final
+    best = final.split("  ")[1]  # "best 50.6926 (#2)"
+    # A finished run resumed shows what it holds, not "0/10  best -".
+    again = adrs("resume", str(run_dir), "--backend", "local")
+    assert again.returncode == 0, again.stderr
+    assert _progress(again.stdout)[0].startswith(f"candidates 10/10  {best}")
+    # A resumed run counts the stored candidates: it ends at 16/16, not 6/16.
+    more = adrs("resume", str(run_dir), "--iterations", "16", "--backend", "local")
+    assert more.returncode == 0, more.stderr
+    lines = _progress(more.stdout)
+    assert lines[0].startswith("candidates 10/16") and lines[-1].startswith("candidates 16/16")
+    # Fewer iterations than stored: one line naming the fix, and the run is left as it was.
+    one_line_error(adrs("resume", str(run_dir), "--iterations", "10"),
+                   "already has 16 candidates")
+    proc = adrs("resume", str(run_dir), "--iterations", "16")
+    one_line_error(proc, "pass a larger --iterations")
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+
+
+def test_resume_takes_backend_flags_for_one_session(tmp_path: Path) -> None:
+    """--backend, --workers and --ray-address on resume: validated as on run, used for
+    that session only (the stored configuration keeps the run's own)."""
+    run_dir = tmp_path / "r"
+    assert adrs("run", "toy", "--iterations", "3", "--run-dir", str(run_dir)).returncode == 0
+    # A run that joined a cluster: "use --backend local" must be usable to resume it.
+    stored = (run_dir / "config.yaml").read_text()
+    joined = stored.replace("backend: local", "backend: ray").replace(
+        "ray_address: null", "ray_address: 127.0.0.1:1")
+    (run_dir / "config.yaml").write_text(joined)
+    assert load_resolved(run_dir / "config.yaml").evaluation.ray_address == "127.0.0.1:1"
+    proc = adrs("resume", str(run_dir), "--iterations", "5", "--backend", "local",
+                "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "config.yaml").read_text() == joined
+    one_line_error(adrs("resume", str(run_dir), "--iterations", "6", "--workers", "0"),
+                   "'workers' must be at least 1")
+    one_line_error(adrs("resume", str(run_dir), "--iterations", "6", "--backend", "thread",
+                        "--ray-address", "auto"), "'ray_address' needs backend 'ray'")
+    proc = adrs("resume", str(run_dir), "--iterations", "6", "--backend", "gpu")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")

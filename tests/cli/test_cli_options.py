@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from adrs.config.run_config import load_resolved
 from adrs.store.database import DB_NAME
 
@@ -125,3 +127,23 @@ def test_problems_check_takes_options(tmp_path: Path) -> None:
     assert "score 8" in proc.stdout
     one_line_error(adrs("problems", "check", str(root), "--option", "data=/nope/x"),
                    "does not exist")
+
+
+def test_a_bad_trace_folder_on_run_creates_nothing_and_starts_no_ray(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before the run folder exists and before any backend (Ray, the default)."""
+    from adrs.cli.main import main
+    from adrs.run import session
+
+    def no_backend(config: object) -> None:
+        raise AssertionError("a backend was started before the options were checked")
+
+    monkeypatch.setattr(session, "make_backend", no_backend)
+    run_dir = tmp_path / "r"
+    code = main(["run", "cbl", "--option", f"trace_dir={tmp_path}/nonexistent", "--run-dir",
+                 str(run_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not a folder" in err[0], err
+    assert not run_dir.exists()
+

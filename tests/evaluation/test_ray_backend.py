@@ -94,14 +94,50 @@ def test_ray_is_the_default_backend_and_address_needs_it() -> None:
         resolve([("cli", {"evaluation": {"backend": "local", "ray_address": "auto"}})])
 
 
+# Where an earlier `ray start` or the environment points: the embedded Ray must ignore it.
+BOGUS_RAY_ADDRESS = "127.0.0.1:1"
+
+
 def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
+    """The default backend starts its own local Ray, whatever RAY_ADDRESS says, and
+    nothing but adrs's own lines reach the terminal (no Ray notices on stderr)."""
+    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
+    env.pop("ADRS_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--iterations", "6",
                            "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
-                          timeout=150)
+                          timeout=150, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "6 candidates" in proc.stdout
     config = (tmp_path / "r" / "config.yaml").read_text()
     assert "backend: ray" in config
+    assert proc.stderr == ""
+    assert all(line.startswith(("adrs: ", "run folder: ", "candidates ", "new best ",
+                                "stopped: ", "best score ")) for line in
+               proc.stdout.splitlines()), proc.stdout
+
+
+EMBEDDED = """import sys
+from pathlib import Path
+from adrs.evaluation.ray_backend import RayBackend
+from adrs.evaluation.runner import EvalJob
+from adrs.sandbox.candidate import Limits
+
+root = Path(sys.argv[1])
+with RayBackend(1) as backend:
+    job = EvalJob(str(root), "adrs.evaluators.toy:evaluate",
+                  (root / "initial_program.py").read_text(), Limits(timeout_s=20))
+    print("valid", backend.submit(job).result(timeout=60).valid)
+"""
+
+
+def test_the_embedded_backend_ignores_ray_address() -> None:
+    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
+    env.pop("ADRS_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-c", EMBEDDED, str(REPO / "problems" / "toy")],
+                          capture_output=True, text=True, timeout=150, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["valid", "True"]
+    assert proc.stderr == ""  # Ray's notices and native log lines stay off the terminal
 
 
 def test_ray_address_with_another_backend_is_a_usage_error(tmp_path: Path) -> None:

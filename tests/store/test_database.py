@@ -1,12 +1,27 @@
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from adrs.errors import UserError
-from adrs.store.database import DB_NAME, CandidateRecord, RunStore
+from adrs.store.database import (
+    DB_NAME,
+    LOCK_NAME,
+    RUNNING,
+    CandidateRecord,
+    RunEnding,
+    RunStore,
+    check_new_run_dir,
+    hold_lock,
+    lock_held,
+    run_ending,
+)
 from adrs.types import EvalResult, LLMUsage
 
 
@@ -55,3 +70,121 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     store.add(_record(1))
     with pytest.raises(sqlite3.IntegrityError):
         store.add(_record(1))
+
+
+# ------------------------------------------------------------------------------ run endings
+def test_session_reasons_map_to_endings() -> None:
+    cases = {"iterations": ("finished", "iterations"), "budget": ("finished", "budget"),
+             "target score": ("finished", "target score"),
+             "wall time": ("finished", "wall time"),
+             "no improvement": ("finished", "no improvement"),
+             "interrupted": ("stopped", "interrupted"),
+             "error: RuntimeError: worker died": ("failed", "RuntimeError: worker died"),
+             "initial program invalid: NaN": ("failed", "initial program invalid: NaN")}
+    for reason, (status, why) in cases.items():
+        assert RunEnding.from_reason(reason) == RunEnding(status, why)  # type: ignore[arg-type]
+    assert RunEnding("finished", "budget").text == "finished: budget"
+    assert str(RunEnding("killed")) == "killed" and RUNNING.text == "running"
+
+
+def test_a_recorded_ending_reads_back_and_never_says_interrupted_twice(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    store = RunStore.create(run_dir, "", {"problem": "toy"})
+    for reason, ending in (
+            ("target score", RunEnding("finished", "target score")),
+            ("interrupted", RunEnding("stopped", "interrupted")),
+            ("error: the API key was rejected", RunEnding("failed", "the API key was rejected")),
+            ("initial program invalid: NaN", RunEnding("failed", "initial program invalid: NaN"))):
+        store.record_ending(reason)
+        assert run_ending(run_dir) == ending == store.ending()
+        assert store.meta("stop_reason") == reason  # stored as the session said it
+    assert run_ending(run_dir).text == "failed: initial program invalid: NaN"
+    store.record_ending("interrupted")
+    assert run_ending(run_dir).text == "stopped: interrupted"
+    assert store.meta("status") == "stopped"
+    store.close()
+
+
+def test_endings_written_by_older_versions_read_alike(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    store = RunStore.create(run_dir, "", {})
+    for status, reason, text in (
+            ("interrupted", "interrupted", "stopped: interrupted"),
+            ("failed", "error: RuntimeError: boom", "failed: RuntimeError: boom"),
+            ("failed", "a reason without a prefix", "failed: a reason without a prefix"),
+            ("running", "", "killed"),
+            ("finished", "initial program invalid: x", "failed: initial program invalid: x"),
+            ("finished", "iterations", "finished: iterations")):
+        store.set_meta("status", status)
+        store.set_meta("stop_reason", reason)
+        assert run_ending(run_dir).text == text
+    store.close()
+
+
+def test_running_without_the_lock_held_reads_killed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    store = RunStore.create(run_dir, "", {})
+    store.record_ending(None)
+    assert run_ending(run_dir) == RunEnding("killed")  # no lock file at all
+    with hold_lock(run_dir):
+        assert run_ending(run_dir) == RUNNING == store.ending()
+        assert lock_held(run_dir)
+        store.record_ending("iterations")
+        assert run_ending(run_dir) == RUNNING  # the lock says more than the metadata
+        store.record_ending(None)
+    assert not lock_held(run_dir)
+    assert run_ending(run_dir) == RunEnding("killed")  # the holder went without a word
+    store.close()
+
+
+def test_the_lock_dies_with_its_process(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    RunStore.create(run_dir, "", {}).close()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from adrs.store.database import "
+        "hold_lock\nwith hold_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
+        "    time.sleep(60)\n"), str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert lock_held(run_dir)
+        with pytest.raises(UserError, match="in use by another adrs process"), \
+                hold_lock(run_dir):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert not lock_held(run_dir)
+    with hold_lock(run_dir):
+        assert lock_held(run_dir)
+
+
+def test_probing_readers_do_not_keep_a_writer_out(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    RunStore.create(run_dir, "", {}).close()
+    (run_dir / LOCK_NAME).touch()
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            lock_held(run_dir)
+
+    readers = [threading.Thread(target=probe) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for _ in range(50):
+            with hold_lock(run_dir):
+                pass
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+
+
+def test_a_new_store_may_be_created_under_its_lock(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with hold_lock(run_dir):
+        RunStore.create(run_dir, "", {}).close()
+    with pytest.raises(UserError, match="already exists"):
+        check_new_run_dir(run_dir)

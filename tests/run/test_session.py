@@ -1,0 +1,208 @@
+"""Sessions record how they end (finished, stopped, failed; killed is derived from the lock),
+validate before anything is created, and announce what the store already holds."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adrs.config.run_config import RunConfig, resolve
+from adrs.engine.mutator import Proposal, ProposalContext
+from adrs.errors import UserError
+from adrs.evaluation.backends import ThreadBackend
+from adrs.run import session
+from adrs.run.session import resume_run, start_run
+from adrs.store.database import DB_NAME, RUNNING, RunEnding, RunStore, run_ending
+from adrs.store.events import Event, RunStarted
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def thread_config(iterations: int, **stop: object) -> RunConfig:
+    return resolve([("test", {"stop": {"iterations": iterations, **stop},
+                              "evaluation": {"backend": "thread", "workers": 1}})])
+
+
+class Seen:
+    """An observer that records events and what a reader sees of the run meanwhile."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.events, self.endings = run_dir, list[Event](), list[RunEnding]()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, RunStarted):
+            self.endings.append(run_ending(self.run_dir))
+
+
+class RejectedKey:
+    """A proposer whose LLM rejects the API key (a UserError met mid-run)."""
+
+    async def propose(self, ctx: ProposalContext) -> Proposal:
+        raise UserError("the API key of 'openai/gpt-4o-mini' was rejected: set "
+                        "OPENAI_API_KEY")
+
+
+def test_a_finished_run_records_its_reason_and_is_running_meanwhile(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    seen = Seen(run_dir)
+    summary = start_run("toy", thread_config(4), run_dir, [seen])
+    assert summary.reason == "iterations"
+    assert seen.endings == [RUNNING]
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+    seen = Seen(run_dir)
+    resume_run(run_dir, [seen], iterations=6)
+    assert seen.endings == [RUNNING]
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+
+
+def test_other_stop_conditions_are_finished_with_their_reason(tmp_path: Path) -> None:
+    start_run("toy", thread_config(50, target_score=1.0), tmp_path / "r", [])
+    assert run_ending(tmp_path / "r") == RunEnding("finished", "target score")
+
+
+def test_an_llm_error_mid_run_is_recorded_failed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    with pytest.raises(UserError, match="was rejected"):
+        start_run("toy", thread_config(4), run_dir, [], mutator=RejectedKey())
+    ending = run_ending(run_dir)
+    assert ending.status == "failed" and ending.reason.startswith("the API key of")
+
+
+def test_a_backend_that_cannot_start_is_recorded_failed(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "r"
+    start_run("toy", thread_config(2), run_dir, [])
+
+    def no_ray(config: RunConfig) -> ThreadBackend:
+        raise UserError("could not start an embedded Ray: boom (set ADRS_DEBUG=1 to see "
+                        "Ray's output, or use --backend local)")
+
+    monkeypatch.setattr(session, "make_backend", no_ray)
+    with pytest.raises(UserError, match="could not start an embedded Ray"):
+        resume_run(run_dir, [], iterations=4)
+    assert run_ending(run_dir) == RunEnding(
+        "failed", "could not start an embedded Ray: boom (set ADRS_DEBUG=1 to see Ray's "
+        "output, or use --backend local)")
+
+    def crash(config: RunConfig) -> ThreadBackend:
+        raise RuntimeError("the raylet died\nand more")
+
+    monkeypatch.setattr(session, "make_backend", crash)
+    with pytest.raises(RuntimeError):
+        resume_run(run_dir, [], iterations=4)
+    assert run_ending(run_dir) == RunEnding("failed", "RuntimeError: the raylet died")
+
+
+def test_ctrl_c_outside_the_event_loop_is_recorded_stopped(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(config: RunConfig) -> ThreadBackend:
+        raise KeyboardInterrupt  # while Ray starts, say
+
+    monkeypatch.setattr(session, "make_backend", interrupted)
+    run_dir = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        start_run("toy", thread_config(4), run_dir, [])
+    assert run_ending(run_dir) == RunEnding("stopped", "interrupted")
+    assert run_ending(run_dir).text == "stopped: interrupted"
+
+    def terminated(config: RunConfig) -> ThreadBackend:
+        raise SystemExit(15)  # Ray's SIGTERM handler, while Ray starts
+
+    monkeypatch.setattr(session, "make_backend", terminated)
+    with pytest.raises(SystemExit):
+        resume_run(run_dir, [])
+    assert run_ending(run_dir) == RunEnding("stopped", "interrupted")
+
+
+def test_a_resume_that_cannot_start_leaves_the_ending_alone(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    start_run("toy", thread_config(3), run_dir, [])
+    with pytest.raises(UserError, match="already has 3 candidates"):
+        resume_run(run_dir, [], iterations=3)
+    with pytest.raises(UserError, match="'workers' must be at least 1"):
+        resume_run(run_dir, [], overrides={"evaluation": {"workers": 0}})
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+
+
+def test_a_bad_problem_option_creates_nothing_and_starts_no_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_backend(config: RunConfig) -> ThreadBackend:
+        raise AssertionError("the backend was started before the options were checked")
+
+    monkeypatch.setattr(session, "make_backend", no_backend)
+    config = resolve([("test", {"problem_options": {"trace_dir": str(tmp_path / "nope")}})])
+    with pytest.raises(UserError, match="is not a folder"):
+        start_run("cbl", config, tmp_path / "r", [])
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_checked_initial_program_is_not_evaluated_again(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    sources: list[str] = []
+
+    class Counting(ThreadBackend):
+        def submit(self, job):  # type: ignore[no-untyped-def]
+            sources.append(job.source)
+            return super().submit(job)
+
+    monkeypatch.setattr(session, "make_backend", lambda config: Counting(1))
+    seen = Seen(tmp_path / "r")
+    summary = start_run("toy", thread_config(3), tmp_path / "r", [seen])
+    assert summary.candidates == 3 and len(sources) <= 2
+    initial = (Path(__file__).resolve().parents[2] / "problems" / "toy" /
+               "initial_program.py").read_text()
+    assert initial not in sources
+
+
+def test_a_resumed_session_announces_what_is_stored(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    first = start_run("toy", thread_config(6), run_dir, [])
+    seen = Seen(run_dir)
+    resume_run(run_dir, [seen], iterations=8)
+    started = seen.events[0]
+    assert isinstance(started, RunStarted) and started.resumed
+    assert (started.candidates, started.iterations) == (6, 8)
+    assert first.best is not None
+    assert (started.best_id, started.best_score) == (first.best.id, first.best.score)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_a_run_killed_with_sigkill_reads_killed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "adrs", "run", "toy", "--iterations",
+                             "400", "--backend", "local", "--run-dir", str(run_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _count(run_dir) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run_ending(run_dir) == RUNNING
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert run_ending(run_dir) == RunEnding("killed")
+    store = RunStore.open(run_dir, readonly=True)
+    assert store.meta("status") == "running"  # what it last wrote; the lock tells the rest
+    store.close()
+    resume_run(run_dir, [], iterations=_count(run_dir) + 2,
+               overrides={"evaluation": {"backend": "thread"}})
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+
+
+def _count(run_dir: Path) -> int:
+    try:
+        db = sqlite3.connect(run_dir / DB_NAME)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
