@@ -3,13 +3,14 @@ problem, that report whether the problem's evaluation lets a candidate win witho
 the problem.
 
 Every probe is built the same way, never per problem: the problem's own initial program with
-probe code appended (probe_payload.py, stdlib only, run inside the sandbox). The appended
-code hooks the sandbox's server. child.py answers each request of the trusted side,
-`{"fn": name, "args": [...]}`, with `handle(request)`, looked up at every request among the
-globals of sys.modules["_adrs_sandbox_child"]; the probe replaces that attribute at import
-time with a wrapper, which sees every input of every call whatever the interface (numpy
-arrays, lockstep `harness.step(message)` calls, ...) and may replace the reply. A candidate
-program can do exactly the same, which is why the kit does it.
+probe code appended (the modules of adrs/problem/probes/, stdlib only, made into one text by
+probe_payload.py, run inside the sandbox). The appended code hooks the sandbox's server.
+child.py answers each request of the trusted side, `{"fn": name, "args": [...]}`, with
+`handle(request)`, looked up at every request among the globals of
+sys.modules["_adrs_sandbox_child"]; the probe replaces that attribute at import time with a
+wrapper, which sees every input of every call whatever the interface (numpy arrays, lockstep
+`harness.step(message)` calls, ...) and may replace the reply. A candidate program can do
+exactly the same, which is why the kit does it.
 
 The probes and what counts as a leak (each outcome is `held`, `leaked` with the evidence,
 or `inconclusive` with the reason):
@@ -29,7 +30,7 @@ or `inconclusive` with the reason):
    ends, having arrived no later (one scenario's past is another's future). Chance matches:
    a window is kept only with 64 bits of surprise under its null family (independent
    values or increments, for 0/1 data any two-state Markov chain: see
-   `probe_payload.window_bits`), so the chance that two independent series share a window
+   `probes.series.window_bits`), so the chance that two independent series share a window
    is below 2 ** -64 per pair of windows; the status line reports the union bound over
    every pair looked at (about 1e-9 for a million values).
 4. trusted data: from inside the sandbox, through the harness's globals, the frames of the
@@ -53,7 +54,7 @@ max(3 |s1 - s2|, 1% of |mean|, 1e-6). A probe's evaluation that fails only becau
 probe's own cost (its time limit, memory or output) makes that probe inconclusive, as does a
 probe whose analysis ran out of its time budget (a quarter of the evaluation's).
 
-Evidence travels from the sandbox on stderr only (see probe_payload.py): its tail reaches
+Evidence travels from the sandbox on stderr only (see probes/core.py): its tail reaches
 the trusted side as EvalResult.stderr.
 
 Limits. The kit sees the stderr the evaluation hands back: that of the sandbox `run_job`
@@ -205,9 +206,10 @@ def _int(value: str | None) -> int:
 
 # ------------------------------------------------------------------------------ the kit
 def probe_program(initial_code: str, config: Mapping[str, Any]) -> str:
-    """The problem's initial program with the probe appended: it runs probe_payload.py as
-    the module `_adrs_probe` and installs the probe `config["mode"]`."""
-    source = Path(payload.__file__).read_text(encoding="utf-8")
+    """The problem's initial program with the probe appended: it runs the payload
+    (probe_payload.source()) as the module `_adrs_probe` and installs the probe
+    `config["mode"]`."""
+    source = payload.source()
     return (f"{initial_code.rstrip()}\n\n\n"
             "# --- appended by `adrs problems check --adversarial` ---\n"
             "def _adrs_probe_boot():\n"
