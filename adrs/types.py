@@ -18,6 +18,8 @@ class EvalResult:
     A fault of the candidate is `valid=False` with an `error` the LLM can read; it is never
     an exception. `feedback` is text the evaluator wants the next prompt to show (for example
     the worst scenarios); `stderr` is the tail of what the candidate printed to stderr.
+    `trace` is for the problem's author only and never reaches a prompt: the traceback of an
+    evaluator that raised (its files and lines are the trusted side's, not the LLM's to see).
     """
 
     valid: bool
@@ -27,6 +29,7 @@ class EvalResult:
     feedback: str = ""
     stderr: str = ""
     duration_s: float = 0.0
+    trace: str = ""
 
     def __post_init__(self) -> None:
         if self.valid and (self.score is None or not math.isfinite(self.score)):
@@ -35,21 +38,22 @@ class EvalResult:
     @classmethod
     def invalid(cls, error: str, *, stderr: str = "", feedback: str = "",
                 metrics: Mapping[str, MetricValue] | None = None,
-                duration_s: float = 0.0) -> EvalResult:
+                duration_s: float = 0.0, trace: str = "") -> EvalResult:
         return cls(valid=False, score=None, metrics=dict(metrics or {}), error=error,
-                   feedback=feedback, stderr=stderr, duration_s=duration_s)
+                   feedback=feedback, stderr=stderr, duration_s=duration_s, trace=trace)
 
     def to_json(self) -> dict[str, Any]:
         return {"valid": self.valid, "score": self.score, "metrics": dict(self.metrics),
                 "error": self.error, "feedback": self.feedback, "stderr": self.stderr,
-                "duration_s": self.duration_s}
+                "duration_s": self.duration_s, "trace": self.trace}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvalResult:
         return cls(valid=bool(data["valid"]), score=data.get("score"),
                    metrics=dict(data.get("metrics") or {}), error=data.get("error"),
                    feedback=data.get("feedback", ""), stderr=data.get("stderr", ""),
-                   duration_s=float(data.get("duration_s", 0.0)))
+                   duration_s=float(data.get("duration_s", 0.0)),
+                   trace=str(data.get("trace", "")))
 
 
 @dataclass(frozen=True)

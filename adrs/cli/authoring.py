@@ -3,7 +3,10 @@ check` (validate a folder end to end, evaluating its initial program once; with
 `--adversarial`, then run the kit of exploit programs of adrs/problem/adversarial.py).
 
 Every defect `check_problem` finds is one UserError naming the file and the fix; the steps
-run in the order a user would repair them (files, YAML, program, evaluator, evaluation).
+run in the order a user would repair them (files, YAML, task statement, program, evaluator,
+evaluation). An evaluator that raises on the initial program adds its traceback (the
+runner keeps it in the result's trace, which no prompt shows) below that line: the author
+needs the file and the line, which the one-line error lacks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ from adrs.run.session import config_layers
 from adrs.types import EvalResult
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# What only users need: the command line, problem options (their names are added per
+# problem) and where data lives. A task statement that mentions them wastes prompt space and
+# may mislead the model; they belong in the README.
+USER_ONLY = (r"--option\b", r"\bproblem_options\b",
+             r"\badrs (?:run|eval|resume|show|best|runs|problems|doctor|dashboard)\b",
+             r"/path/to\b", r"\.\./shared\b")
+EVALUATOR_ERROR = "evaluator error: "  # how the runner reports an evaluator that raised
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ def scaffold(name: str, parent: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     values = {"name": name, "title": name.replace("_", " ").replace("-", " ").capitalize(),
               **tpl.PARAMETERS}
-    files = {"problem.yaml": tpl.PROBLEM_YAML, "README.md": tpl.README,
+    files = {"problem.yaml": tpl.PROBLEM_YAML, "TASK.md": tpl.TASK, "README.md": tpl.README,
              "initial_program.py": tpl.INITIAL_PROGRAM, "evaluator.py": tpl.EVALUATOR}
     for filename, template in files.items():
         (root / filename).write_text(template.format(**values), encoding="utf-8")
@@ -85,22 +95,70 @@ def _check(ref: str, options: Mapping[str, Any] | None) -> tuple[CheckReport, Ru
         raise UserError(f"'{root}' has no problem.yaml: create one (see "
                         "docs/writing-a-problem.md) or scaffold with 'adrs problems new'")
     problem = load_problem(str(root))
-    steps = [f"problem.yaml: name '{problem.name}', evaluator '{problem.spec.evaluator}'"]
+    steps = [f"problem.yaml: name '{problem.name}', evaluator '{problem.spec.evaluator}'",
+             _check_task(problem)]
     _check_syntax(problem)
     steps.append(f"{problem.spec.initial_program}: parses, has evolve blocks")
     config = config_layers(problem, None, {"problem_options": dict(options or {})})
     steps.append("features and defaults: valid run configuration")
     load_evaluator(str(problem.root), problem.spec.evaluator)
     steps.append(f"evaluator '{problem.spec.evaluator}': importable and callable")
-    spec = problem.spec
     result = run_job(eval_job(problem, config, problem.initial_code))
     if not result.valid:
-        raise UserError(f"{root / spec.initial_program}: the evaluator rejects the initial "
-                        f"program ({result.error}): fix the program or the evaluator")
+        raise UserError(_rejection(problem, result))
     steps.append(f"initial program: valid, score {result.score:.6g} "
                  f"in {result.duration_s:.2f} s")
     _check_feature_metrics(problem, result)
     return CheckReport(problem=problem, steps=tuple(steps), result=result), config
+
+
+def user_only_mentions(text: str, options: Mapping[str, Any] | None = None
+                       ) -> list[tuple[int, str]]:
+    """(line number, text) of each mention in a task statement of what only users need:
+    adrs commands, `--option`, a problem option set by name (`trace_dir=`), a data path."""
+    patterns = [*USER_ONLY, *(rf"\b{re.escape(key)}=" for key in options or {})]
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for pattern in patterns:
+            match = re.search(pattern, line)
+            if match:
+                found.append((number, match.group(0)))
+    return found
+
+
+def _check_task(problem: Problem) -> str:
+    """The task statement is not empty and holds only what the model needs; the README."""
+    spec, task_path = problem.spec, problem.task_path
+    if not problem.task.strip():
+        raise UserError(f"{task_path}: the task statement is empty: describe the contract, "
+                        "the scoring and the constraints the model must respect")
+    mentions = user_only_mentions(problem.task, spec.options)
+    if mentions:
+        line, text = mentions[0]
+        where = (f"keep it in {spec.readme} for users and put the task statement in "
+                 "TASK.md ('task: TASK.md' in problem.yaml)" if problem.task_is_readme
+                 else f"move it to {spec.readme}")
+        raise UserError(f"{task_path}, line {line}: the task statement mentions '{text}', "
+                        f"which only users need (every LLM prompt shows this file): {where}")
+    if problem.task_is_readme:
+        return (f"{spec.task_file}: the task statement, and also the user documentation "
+                f"(all of it reaches the LLM: 'task: TASK.md' in problem.yaml separates them)")
+    if not problem.readme_path.is_file():
+        raise UserError(f"problem folder '{problem.root}' has no README '{spec.readme}' for "
+                        "users: write one (how to run the problem, its options and data) or "
+                        "fix 'readme' in problem.yaml")
+    return f"{spec.task_file}: the task statement the LLM sees; {spec.readme}: for users"
+
+
+def _rejection(problem: Problem, result: EvalResult) -> str:
+    """Why the initial program is invalid; with the traceback when the evaluator raised."""
+    error = result.error or ""
+    if EVALUATOR_ERROR in error and result.trace.strip():
+        raised = error.replace(EVALUATOR_ERROR, "", 1)
+        return (f"the evaluator '{problem.spec.evaluator}' raised on the initial program "
+                f"({raised}): fix the evaluator; its traceback:\n{result.trace.rstrip()}")
+    return (f"{problem.root / problem.spec.initial_program}: the evaluator rejects the initial "
+            f"program ({error}): fix the program or the evaluator")
 
 
 def _check_syntax(problem: Problem) -> None:

@@ -1,7 +1,9 @@
 """The files `adrs problems new` writes: a small but real problem (batch flushing).
 
 Kept as Python strings (not data files) so they ship with the package without package-data
-rules. `{name}` and `{title}` are the only placeholders; every other brace is doubled.
+rules. `{name}` and `{title}` are the only placeholders (with the numbers of PARAMETERS);
+every other brace is doubled. TASK.md is the task statement every LLM prompt shows; README.md
+is for the problem's users and never reaches the model.
 The evaluator really simulates a queue, so the offline mutator can improve the initial
 program by tuning its constants, and some of its mutations break the latency bound (an
 invalid candidate with a precise error), which shows what failures look like.
@@ -16,6 +18,9 @@ description: Batch flushing policy for a request queue (scaffolded by 'adrs prob
 # code: it runs outside the sandbox and computes the score from what the candidate returns.
 evaluator: evaluator.py:evaluate
 initial_program: initial_program.py
+# What every LLM prompt shows: the contract, the scoring, the constraints, hints. Keep what
+# only users need (how to run it, options, data, provenance) in README.md.
+task: TASK.md
 readme: README.md
 # The MAP-Elites grid: any evaluator metric, or code_length / complexity.
 features:
@@ -27,7 +32,7 @@ defaults:
   evaluation: {{limits: {{timeout_s: 20}}}}
 """
 
-README = """\
+TASK = """\
 # {title}: when to flush a batch
 
 Requests arrive at a service one by one (a varying number per tick). Sending the queued
@@ -41,6 +46,32 @@ now as one batch. It returns a bool and sees nothing of the future.
 
 The score is `100 * reference_cost / cost`, where the reference flushes every tick that has
 a request; higher is better.
+"""
+
+README = """\
+# {title}
+
+A batch flushing policy for a request queue, scaffolded by `adrs problems new`: evolution
+rewrites `should_flush` in `initial_program.py`, and `evaluator.py` scores it on a seeded
+queue simulation (3 series of 120 ticks). TASK.md is the task statement the LLM sees; this
+file is for the problem's users and never reaches the model.
+
+From the folder that holds `{name}/` (elsewhere, give its path):
+
+```bash
+adrs problems check {name}       # validate the folder, score the initial program once
+adrs run {name} --iterations 20  # offline mutator: no LLM needed
+```
+
+| file | role |
+|---|---|
+| `problem.yaml` | name, evaluator, feature grid, run defaults |
+| `TASK.md` | the task statement: contract, scoring, constraints |
+| `initial_program.py` | the starting policy; only the EVOLVE-BLOCK changes |
+| `evaluator.py` | the trusted simulator and scorer |
+
+Options: none yet. A switch such as a real arrival trace goes into `options:` in
+problem.yaml, and users set it with `--option KEY=VALUE`; document it here, not in TASK.md.
 """
 
 INITIAL_PROGRAM = """\

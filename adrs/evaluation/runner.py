@@ -131,9 +131,10 @@ def _evaluate(evaluate: Evaluator, candidate: Candidate,
 
 
 def _evaluator_error(exc: Exception) -> EvalResult:
+    """The short form for the LLM; the traceback (trusted files and lines) for the author."""
     lines = "".join(traceback.format_exception(exc)).splitlines()[-TRACEBACK_LINES:]
     return EvalResult.invalid(f"evaluator error: {type(exc).__name__}: {exc}",
-                              feedback="\n".join(lines))
+                              trace="\n".join(lines))
 
 
 def takes_options(evaluate: Evaluator) -> bool:

@@ -1,4 +1,11 @@
-"""Problem plug-ins: a folder with problem.yaml, an initial program and a README.
+"""Problem plug-ins: a folder with problem.yaml, an initial program, a task statement and
+a README.
+
+The task statement (`task:` in problem.yaml, TASK.md in the bundled problems) is what every
+LLM prompt shows: the contract, the scoring, the constraints, hints. The README is for
+users: how to run the problem, its options and data, where it comes from. A problem that
+names no `task` file uses its README as the task statement (folders written before the two
+were separated keep working, but then everything in the README reaches the LLM).
 
 A problem is named by a path to its folder, by the name of a bundled problem, or by the
 name of a problem an installed package registers in the entry-point group `adrs.problems`
@@ -35,7 +42,8 @@ class ProblemSpec:
     description: str
     evaluator: str
     initial_program: str = "initial_program.py"
-    readme: str = "README.md"
+    readme: str = "README.md"  # for users: how to run it, options, data, provenance
+    task: str | None = None  # the task statement the LLM sees; None: the README is it
     harness: str | None = None
     cascade: tuple[CascadeStage, ...] = ()  # cheap gates before `evaluator` (cascade.py)
     features: tuple[FeatureDim, ...] = ()
@@ -48,6 +56,11 @@ class ProblemSpec:
             raise ValueError(f"'evaluator' must look like 'module:function' or "
                              f"'file.py:function', got {self.evaluator!r}")
 
+    @property
+    def task_file(self) -> str:
+        """The file holding the task statement: `task`, else the README."""
+        return self.task if self.task is not None else self.readme
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -55,12 +68,26 @@ class Problem:
 
     root: Path
     spec: ProblemSpec
-    task: str
+    task: str  # the task statement, as every prompt shows it
     initial_code: str
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def task_path(self) -> Path:
+        return self.root / self.spec.task_file
+
+    @property
+    def readme_path(self) -> Path:
+        """The README for users (it may not exist: only the task statement is required)."""
+        return self.root / self.spec.readme
+
+    @property
+    def task_is_readme(self) -> bool:
+        """Whether the README doubles as the task statement (no separate `task` file)."""
+        return self.spec.task_file == self.spec.readme
 
 
 def bundled_root() -> Path:
@@ -107,7 +134,7 @@ def load_problem(ref: str) -> Problem:
         split(initial)
     except UserError as exc:
         raise UserError(f"{root / spec.initial_program}: {exc}") from None
-    task = _read(root, spec.readme, "task statement (README)")
+    task = _read(root, spec.task_file, "task statement")
     if spec.harness is not None:
         _read(root, spec.harness, "harness module")
     return Problem(root=root, spec=spec, task=task, initial_code=initial)

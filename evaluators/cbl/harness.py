@@ -4,6 +4,12 @@ Loaded inside the sandbox as module `harness`, after the candidate (module `cand
 It never sees a trace: each tick the trusted simulator sends what the policies may know
 now, and this module replies with every decision. It imports nothing from adrs.
 
+The program defines only what it needs when it loads, before this module: `ClusterType`
+(NONE, SPOT, ON_DEMAND = 0, 1, 2) and a bare base class `Strategy`, and its policy, the one
+leaf subclass of `Strategy`. Everything a policy may read is set here (`create`, `step`
+and `Env`); the task statements (problems/cbl*/TASK.md) document it, and a test checks
+that every attribute they name exists.
+
 Protocol (plain data):
 - start(configs): one dict per scenario (gap_s, task_duration_s, deadline_s,
   restart_overhead_s, num_regions, on_demand_price, spot_prices); creates the policies.

@@ -8,12 +8,14 @@ text, and realistic value lengths. beer is calibrated to the real beer.csv stati
 (distinct values per column, value lengths, rows per beer); the others follow the schema
 descriptions in the paper's artifacts. Row counts are scaled down so that one evaluation of
 all five stays within tens of seconds on a 2-core machine (see the problem README).
+A table the user's data folder lacks stays synthetic and is named so (`real_or_synthetic`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +45,9 @@ MERGE_GROUPS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 DATASETS = tuple(MERGE_GROUPS)
 DATA_OPTION = "data_dir"
+# A table that stays synthetic although the user gave a data folder: its name gets this
+# suffix, which the evaluator's metric keys and feedback carry.
+SYNTHETIC_SUFFIX = "_synthetic"
 
 
 def _bool(rng: random.Random, p_true: float) -> str:
@@ -285,19 +290,46 @@ def synthetic_tables() -> tuple[Table, ...]:
 def real_or_synthetic(data_dir: Path | None) -> tuple[Table, ...]:
     """The five tables, each read from `data_dir/<name>.csv` when that file exists.
 
-    Raises UserError when `data_dir` is given but is not a directory.
+    Without `data_dir` all five are the bundled synthetic ones, under their names. With it,
+    a table whose file is absent stays synthetic and is named `<name>_synthetic`
+    (SYNTHETIC_SUFFIX), so that the evaluation's metrics (`hit_rate_movies_synthetic`) and
+    feedback say which tables are the user's data and which are not. Raises UserError when
+    `data_dir` is not a directory or holds none of the five files: a user who points at a
+    folder expects their data to be used.
     """
     if data_dir is None:
         return synthetic_tables()
     if not data_dir.is_dir():
         raise UserError(f"problem option {DATA_OPTION}='{data_dir}' is not a directory: point "
-                        f"--option {DATA_OPTION}= at the folder holding movies.csv, beer.csv, "
-                        "BIRD.csv, PDMX.csv or products.csv")
+                        f"--option {DATA_OPTION}= at the folder holding {_expected_files()}")
+    present = [name for name in DATASETS if (data_dir / f"{name}.csv").is_file()]
+    if not present:
+        raise UserError(f"problem option {DATA_OPTION}='{data_dir}' holds none of "
+                        f"{_expected_files()}{_found_csv(data_dir)}: name the files so, or "
+                        f"leave {DATA_OPTION} unset to use the synthetic tables")
     return tuple(_real(data_dir, i) for i in range(len(DATASETS)))
 
 
 def _real(data_dir: Path, i: int) -> Table:
     name = DATASETS[i]
     path = data_dir / f"{name}.csv"
-    return load_csv(path, name, MERGE_GROUPS[name]) if path.is_file() \
-        else synthetic_tables()[i]
+    if path.is_file():
+        return load_csv(path, name, MERGE_GROUPS[name])
+    return replace(synthetic_tables()[i], name=name + SYNTHETIC_SUFFIX)
+
+
+def _expected_files() -> str:
+    names = [f"{name}.csv" for name in DATASETS]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _found_csv(data_dir: Path) -> str:
+    """What the folder holds instead: its CSV files, at most five named (a case slip, say)."""
+    try:
+        found = sorted(p.name for p in data_dir.iterdir() if p.suffix.lower() == ".csv")
+    except OSError:
+        return ""
+    if not found:
+        return " (it holds no CSV file)"
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return f" (it holds {', '.join(found[:5])}{more})"

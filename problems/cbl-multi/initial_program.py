@@ -1,12 +1,8 @@
-"""Multi-region spot scheduling under a deadline (Can't Be Late): the starting policy.
-
-Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
-"""
+"""Can't Be Late, multi-region: the ADRS starting policy (progress line, round robin)."""
 
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 
 class ClusterType(enum.IntEnum):
@@ -16,36 +12,11 @@ class ClusterType(enum.IntEnum):
 
 
 class Strategy:
-    """Base class of the policy. One fresh object per simulated run.
-
-    Set by the simulator (seconds throughout), before reset() and before each _step():
-    self.task_duration, self.deadline, self.restart_overhead (constant per run);
-    self.progress (work done so far), self.task_done_time (work done in each tick so far),
-    self.remaining_restart_overhead (overhead still to pay on the running instance);
-    self.env.elapsed_seconds, .gap_seconds, .tick, .cluster_type (what runs now),
-    .spot_history (has_spot at each past and the present tick), .region_history (the
-    region of each of those observations), .on_demand_price, .spot_prices ($/h per region).
-    Regions: self.env.get_num_regions(), .get_current_region(), .spot_available() (the
-    current region, now) and .switch_region(i): from the next tick on, the job is in
-    region i; an instance running now is left at the end of this tick, so the next launch
-    there pays the restart overhead.
-    """
-
-    NAME = "strategy"
-    env: Any
-    task_duration: float
-    deadline: float
-    restart_overhead: float
-    remaining_restart_overhead: float
-    progress: float
-    task_done_time: list[float]
+    """The policy's base: the simulator sets its attributes, then calls reset() once per run
+    and _step() at every tick (the task statement has the contract)."""
 
     def reset(self) -> None:
-        """Called once per run, after the attributes above are set; keep per-run state."""
-
-    def _step(self, last_cluster_type: ClusterType, has_spot: bool) -> ClusterType:
-        """Decide what runs during the coming tick."""
-        raise NotImplementedError
+        """Per-run set-up, before the first tick."""
 
 
 # EVOLVE-BLOCK-START

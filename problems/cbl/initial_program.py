@@ -1,13 +1,9 @@
-"""Spot-instance scheduling under a deadline (Can't Be Late): greedy with two safety lines.
-
-Everything outside the EVOLVE-BLOCK is fixed scaffolding; see README.md for the contract.
-"""
+"""Can't Be Late, single region: greedy with two safety lines."""
 
 from __future__ import annotations
 
 import enum
 import math
-from typing import Any
 
 
 class ClusterType(enum.IntEnum):
@@ -17,32 +13,11 @@ class ClusterType(enum.IntEnum):
 
 
 class Strategy:
-    """Base class of the policy. One fresh object per simulated run.
-
-    Set by the simulator (seconds throughout), before reset() and before each _step():
-    self.task_duration, self.deadline, self.restart_overhead (constant per run);
-    self.progress (work done so far), self.task_done_time (work done in each tick so far),
-    self.remaining_restart_overhead (overhead still to pay on the running instance);
-    self.env.elapsed_seconds, .gap_seconds, .tick, .cluster_type (what runs now),
-    .spot_history (has_spot at each past and the present tick), .on_demand_price,
-    .spot_prices ($/h per region).
-    """
-
-    NAME = "strategy"
-    env: Any
-    task_duration: float
-    deadline: float
-    restart_overhead: float
-    remaining_restart_overhead: float
-    progress: float
-    task_done_time: list[float]
+    """The policy's base: the simulator sets its attributes, then calls reset() once per run
+    and _step() at every tick (the task statement has the contract)."""
 
     def reset(self) -> None:
-        """Called once per run, after the attributes above are set; keep per-run state."""
-
-    def _step(self, last_cluster_type: ClusterType, has_spot: bool) -> ClusterType:
-        """Decide what runs during the coming tick."""
-        raise NotImplementedError
+        """Per-run set-up, before the first tick."""
 
 
 # EVOLVE-BLOCK-START

@@ -104,7 +104,7 @@ def golden_context() -> ProposalContext:
                        result=toy_result(53.0647361627155, 41565.63, 0.38, 16372.7),
                        parent_ids=(0,), edit_kind="diff")
     return ProposalContext(parent=parent, inspirations=(top, diverse), mate=mate, island=0,
-                           rng=random.Random(0), task=(TOY / "README.md").read_text(),
+                           rng=random.Random(0), task=(TOY / "TASK.md").read_text(),
                            attempts=(failed, improved))
 
 

@@ -83,7 +83,8 @@ def test_evaluator_exception_is_an_invalid_result_with_traceback(tmp_path: Path)
     result = run_job(job(tmp_path, ref, "def f():\n    return 0\n"))
     assert not result.valid
     assert result.error == "evaluator error: ZeroDivisionError: division by zero"
-    assert "evaluator.py" in result.feedback and "line 4" in result.feedback
+    assert "evaluator.py" in result.trace and "line 4" in result.trace
+    assert result.feedback == ""  # the trusted side's files and lines never reach a prompt
 
 
 def test_evaluator_that_swallows_a_fault_and_crashes_blames_the_candidate(

@@ -225,11 +225,36 @@ def test_real_data_folder_replaces_only_the_tables_present(tmp_path: Path) -> No
     write_csv(tmp_path / "beer.csv", [list(datasets.beer(rows=1).columns),
                                       ["u", "1", "2/20", "1/10", "1/5", "1/5", "N", "S", "7"]])
     tables = datasets.real_or_synthetic(tmp_path)
-    assert [t.name for t in tables] == list(datasets.DATASETS)
+    # The tables the folder lacks stay synthetic and say so in their names.
+    assert [t.name for t in tables] == ["movies_synthetic", "beer", "BIRD_synthetic",
+                                        "PDMX_synthetic", "products_synthetic"]
     assert tables[1].rows == (("u", "1", "2/20", "1/10", "1/5", "1/5", "N", "S", "7"),)
-    assert tables[0] == datasets.synthetic_tables()[0]
+    assert tables[0].rows == datasets.synthetic_tables()[0].rows
+    assert [t.name for t in datasets.real_or_synthetic(None)] == list(datasets.DATASETS)
     with pytest.raises(UserError, match="not a directory"):
         datasets.real_or_synthetic(tmp_path / "nope")
+
+
+def test_a_data_folder_without_any_table_file_is_an_error(tmp_path: Path) -> None:
+    # Before: every table silently synthetic. A user who points at a folder expects their
+    # data: the error names the files looked for and the CSV files that are there.
+    with pytest.raises(UserError, match=r"holds none of movies\.csv, .* or products\.csv "
+                       r"\(it holds no CSV file\)"):
+        datasets.real_or_synthetic(tmp_path)
+    write_csv(tmp_path / "Beer.csv", [["a"], ["1"]])
+    with pytest.raises(UserError, match=r"holds none of .*\(it holds Beer\.csv\)"):
+        datasets.real_or_synthetic(tmp_path)
+
+
+def test_the_evaluation_says_which_tables_are_real_and_which_synthetic(tmp_path: Path) -> None:
+    synthetic = datasets.beer(rows=300, seed=5)
+    write_csv(tmp_path / "beer.csv", [list(synthetic.columns), *map(list, synthetic.rows)])
+    tables = datasets.real_or_synthetic(tmp_path)
+    result = evaluate_tables(InProcess(identity), (prepare(tables[1]), prepare(tables[0])))
+    assert {"hit_rate_beer", "hit_rate_movies_synthetic"} <= set(result["metrics"])
+    assert "hit_rate_movies" not in result["metrics"]
+    assert "- beer: hit rate" in result["feedback"]
+    assert "- movies_synthetic: hit rate" in result["feedback"]
 
 
 @pytest.mark.skipif(not REAL_BEER.is_file(), reason="real beer.csv not available: "

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import pytest
 
+from adrs.code.program import split
 from adrs.evaluation.runner import EvalJob, run_job
+from adrs.evaluators.cbl.lockstep import load_harness, load_program
 from adrs.problem.spec import load_problem
 from adrs.sandbox.candidate import Limits
 
 REPO = Path(__file__).resolve().parents[2]
+PROGRAMS = [("cbl", "initial_program.py"), ("cbl", "uniform_progress.py"),
+            ("cbl-multi", "initial_program.py"), ("cbl-multi", "greedy_round_robin.py")]
+FIXED_LINES = 22  # outside the EVOLVE-BLOCK, markers excluded (before: 47 to 51)
 
 PEEKER = '''
 class Peeker(Strategy):
@@ -53,6 +60,46 @@ def test_problems_load() -> None:
         problem = load_problem(str(REPO / "problems" / name))
         assert problem.name == name and problem.spec.harness is not None
         assert "EVOLVE-BLOCK-START" in problem.initial_code
+
+
+@pytest.mark.parametrize(("problem", "name"), PROGRAMS)
+def test_the_fixed_code_is_only_what_a_program_must_define(problem: str, name: str) -> None:
+    # A full rewrite repeats every fixed line: only the two names the harness needs stay in
+    # the program file (ClusterType and Strategy, the same in every file); the contract is
+    # in the task statement.
+    source = program(problem, name)
+    fixed = "".join(split(source).fixed).splitlines()
+    assert len([line for line in fixed if "EVOLVE-BLOCK" not in line]) <= FIXED_LINES
+    tree = ast.parse(source)
+    classes = {node.name: ast.get_source_segment(source, node) for node in tree.body
+               if isinstance(node, ast.ClassDef)}
+    reference = ast.parse(program("cbl", "initial_program.py"))
+    for node in reference.body:
+        if isinstance(node, ast.ClassDef) and node.name in ("ClusterType", "Strategy"):
+            assert classes[node.name] == ast.get_source_segment(
+                program("cbl", "initial_program.py"), node)
+    assert {"ClusterType", "Strategy"} <= set(classes)
+
+
+@pytest.mark.parametrize("problem", ["cbl", "cbl-multi"])
+def test_the_task_statement_names_only_what_the_harness_provides(problem: str) -> None:
+    # The contract moved from the program files to TASK.md: every attribute it lets a policy
+    # read must be one the harness sets.
+    task = load_problem(problem).task
+    harness = load_harness("_test_cbl_contract_harness")
+    module = load_program(REPO / "problems" / problem / "initial_program.py")
+    config = {"gap_s": 600.0, "task_duration_s": 3600.0, "deadline_s": 7200.0,
+              "restart_overhead_s": 60.0, "num_regions": 2, "on_demand_price": 3.06,
+              "spot_prices": [0.97, 0.93]}
+    harness.create(harness.policy_class(module), tuple(module.ClusterType(v) for v in
+                                                       range(3)), [config])
+    policy = harness._policies[0]
+    own = set(re.findall(r"`self\.(?!env\b)(\w+)", task))
+    env = set(re.findall(r"`self\.env\.(\w+)", task))
+    assert own >= {"task_duration", "deadline", "progress", "remaining_restart_overhead"}
+    assert {"spot_history", "cluster_type"} <= env
+    assert [name for name in sorted(own) if not hasattr(policy, name)] == []
+    assert [name for name in sorted(env) if not hasattr(policy.env, name)] == []
 
 
 def test_initial_program_and_uniform_progress_in_the_sandbox() -> None:
