@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from adrs.engine import archive_view as view
-from adrs.errors import UserError
+from adrs.errors import RunFailed, UserError
 from adrs.problem.options import add_option_flag, option_layer
+from adrs.problem.spec import load_problem
+from adrs.store.database import RunStore
 
 
 def runs(args: argparse.Namespace, console: Console) -> int:
@@ -23,19 +27,63 @@ def runs(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps([run.to_json() for run in found]))
         return 0
     if not found:
-        console.print(f"no runs under {args.dir}/: start one with 'adrs run PROBLEM'")
+        console.print(Text(f"no runs under {view.printable(args.dir, newlines=False)}/: "
+                           "start one with 'adrs run PROBLEM'"))
         return 0
-    table = Table(box=None, header_style="bold")
-    for column in ("run", "problem", "status", "candidates", "valid", "best"):
-        table.add_column(column, justify="right" if column in ("candidates", "valid", "best")
-                         else "left")
-    for run in found:
-        best = "-" if run.best_score is None else f"{run.best_score:.6g} (#{run.best_id})"
-        status = run.status if not run.stop_reason else f"{run.status}: {run.stop_reason}"
-        table.add_row(run.run_dir.name, run.problem, status, str(run.candidates),
-                      str(run.valid), best)
-    console.print(table)
+    console.print(runs_table(found, console.width))
     return 0
+
+
+def runs_table(found: list[view.RunOverview], width: int) -> Table:
+    """The table of `adrs runs`, fitted to `width` columns. The run id (what a user copies)
+    is never cut; the status wraps; when the terminal is too narrow, other columns are
+    dropped: the problem first when every id names it (runs/<problem>-<time>), then the
+    valid count, the candidates and the best."""
+    ids = [Text(view.printable(run.run_dir.name, newlines=False)) for run in found]
+    rows = [_run_cells(run) for run in found]
+    id_width = max(len("run"), *(text.cell_len for text in ids))
+    columns = ["problem", "status", "candidates", "valid", "best"]
+    least = {column: max(len(column), *(row[column].cell_len for row in rows))
+             for column in columns}
+    least["problem"], least["status"] = min(least["problem"], 12), min(least["status"], 24)
+    named = all(run.run_dir.name.startswith(run.problem) for run in found)
+    order = ["problem", "valid"] if named else ["valid", "problem"]
+    order += ["candidates", "best"]
+    while order and id_width + sum(least[c] + 2 for c in columns) > width:
+        columns.remove(order.pop(0))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=id_width)
+    for column in columns:
+        numeric = column in ("candidates", "valid", "best")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric,
+                         overflow="fold", min_width=least[column])
+    for text, cells in zip(ids, rows, strict=True):
+        table.add_row(text, *(cells[column] for column in columns))
+    return table
+
+
+def _run_cells(run: view.RunOverview) -> dict[str, Text]:
+    counts = run.counts
+    cells = {"problem": Text(view.printable(run.problem, newlines=False)),
+             "status": Text(view.printable(run.status_text, newlines=False),
+                            style=_STATUS_STYLE.get(run.ending.status if run.ending
+                                                    else "unreadable", ""))}
+    if counts is None:
+        cells.update(candidates=Text("-"), valid=Text("-"), best=Text("-"))
+        return cells
+    best = "-" if counts.best_score is None else \
+        f"{counts.best_score:.6g} (#{counts.best_id})"
+    cells.update(candidates=Text(str(counts.candidates)), valid=Text(str(counts.valid)),
+                 best=Text(best))
+    return cells
+
+
+_STATUS_STYLE = {"running": "green", "stopped": "yellow", "killed": "red", "failed": "red",
+                 "unreadable": "red"}
+_RESUME_HINT = {"stopped": "resume with: adrs resume {run}",
+                "killed": "its process died without recording an ending; resume with: "
+                          "adrs resume {run}",
+                "failed": "fix the cause, then resume with: adrs resume {run}"}
 
 
 def show(args: argparse.Namespace, console: Console) -> int:
@@ -49,20 +97,26 @@ def show(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(data))
         return 0
+    run = view.printable(args.run_dir, newlines=False)
     best = "-" if data["best_score"] is None else f"{data['best_score']:.6g} (#{data['best_id']})"
-    console.print(f"run {args.run_dir} — problem {data['problem']}, {data['status']}"
-                  + (f" ({data['stop_reason']})" if data["stop_reason"] else ""))
-    console.print(f"{data['candidates']} candidates, {data['valid']} valid, "
-                  f"{data['failures']} failed, {data['duplicates']} duplicates; best {best}; "
-                  f"cost ${data['cost_usd']:.4f}")
+    console.print(Text(f"run {run} — problem {view.printable(data['problem'], newlines=False)}"
+                       f", {view.printable(data['ending'], newlines=False)}"))
+    console.print(Text(f"{data['candidates']} candidates, {data['valid']} valid, "
+                       f"{data['failures']} failed, {data['duplicates']} duplicates; "
+                       f"best {best}; cost ${data['cost_usd']:.4f}"))
+    hint = _RESUME_HINT.get(data["status"])
+    if hint is not None:
+        console.print(Text(hint.format(run=run)))
     table = Table(box=None, header_style="bold")
     for column in ("id", "score", "island", "gen", "edit", "parents", "metrics"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in data["top"]:
-        metrics = " ".join(f"{k}={v}" for k, v in sorted(row["metrics"].items()))
+        metrics = " ".join(f"{view.printable(k, newlines=False)}="
+                           f"{view.printable(v, newlines=False)}"
+                           for k, v in sorted(row["metrics"].items()))
         table.add_row(str(row["id"]), f"{row['score']:.6g}", str(row["island"]),
-                      str(row["generation"]), row["edit_kind"],
-                      ",".join(map(str, row["parent_ids"])) or "-", metrics)
+                      str(row["generation"]), Text(view.printable(row["edit_kind"])),
+                      ",".join(map(str, row["parent_ids"])) or "-", Text(metrics))
     console.print(table)
     return 0
 
@@ -71,24 +125,55 @@ def best(args: argparse.Namespace, console: Console) -> int:
     store = view.open_run(args.run_dir)
     try:
         record = view.best_record(store)
-        text = view.standalone(record, args.run_dir, store.meta("problem") or "?")
+        assert record.code is not None
+        harness = _harness(store) if view.imports_harness(record.code) else None
+        text = view.standalone(record, args.run_dir, store.meta("problem") or "?", harness)
     finally:
         store.close()
     if args.output is None:
         print(text, end="")
         return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    console.print(f"wrote candidate #{record.id} (score {view.score_of(record):.6g}) to "
-                  f"{args.output}")
+    out: Path = args.output
+    if out.is_dir():
+        raise UserError(f"-o '{out}' is a folder: pass a file name, such as {out / 'best.py'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write '{out}' ({exc.strerror or exc}): pass another -o "
+                        "file") from None
+    console.print(Text(f"wrote candidate #{record.id} (score {view.score_of(record):.6g}) to "
+                       f"{view.printable(out, newlines=False)}"))
     return 0
 
 
+def _harness(store: RunStore) -> view.Harness | str:
+    """The harness module of the run's problem (what `import harness` loads in the sandbox),
+    or why it cannot be read (the problem folder moved, or it declares no harness)."""
+    root = store.meta("problem_root") or ""
+    try:
+        if not root or not Path(root).is_dir():
+            return f"the run's problem folder '{root}' no longer exists"
+        problem = load_problem(root)
+        if problem.spec.harness is None:
+            return f"problem '{problem.name}' declares no harness module"
+        path = problem.root / problem.spec.harness
+        return view.Harness(path=path, source=path.read_text(encoding="utf-8"))
+    except (UserError, OSError, UnicodeDecodeError) as exc:
+        return str(exc)
+
+
 def dashboard(args: argparse.Namespace, console: Console) -> int:
+    if not (args.poll > 0 and math.isfinite(args.poll)):
+        raise UserError(f"--poll must be a positive number of seconds, got {args.poll}")
     view.open_run(args.run_dir).close()  # a bad folder is a one-line error, before the UI
     from adrs.dashboard.app import DashboardApp  # Textual loads only for this command
 
-    DashboardApp(args.run_dir, poll_s=args.poll).run()
+    app = DashboardApp(args.run_dir, poll_s=args.poll)
+    app.run()
+    if app.return_code:  # Textual printed the error; the exit code must say it too
+        raise RunFailed(f"the dashboard stopped on an error (exit code {app.return_code}); "
+                        "see above")
     return 0
 
 
@@ -97,7 +182,7 @@ def problems_new(args: argparse.Namespace, console: Console) -> int:
 
     root = scaffold(args.name, args.dir)
     console.print(f"created {root}/ (problem.yaml, initial_program.py, evaluator.py, "
-                  "README.md)")
+                  "TASK.md for the LLM, README.md for users)")
     console.print(f"next: adrs problems check {root}   then: adrs run {root}")
     return 0
 

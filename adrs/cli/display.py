@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
+from adrs.engine.archive_view import printable
 from adrs.store.events import (
     CandidateEvaluated,
     CandidateProposed,
@@ -88,21 +90,23 @@ class ProgressDisplay:
         if self._live is not None:
             return
         if isinstance(event, NewBest):
-            self.console.print(f"new best {event.score:.4f} from candidate #{event.id}")
+            self.console.print(Text(f"new best {event.score:.4f} from candidate #{event.id}"))
         elif isinstance(event, RunStopped) or (
                 self.tally.done >= self._next_report and self.tally.total):
             line = self._line()
             if line != self._last_line:
-                self.console.print(line)
+                self.console.print(Text(line))
             self._last_line = line
             self._next_report = self.tally.done + max(1, self.tally.total // 10)
 
     def _start(self, event: RunStarted) -> None:
         # The first line says where proposals come from (offline mutator or which LLMs).
-        self.console.print(f"adrs: {event.proposer}")
+        # Model names, folders and problem names are shown as they are, never as markup.
+        self.console.print(Text(f"adrs: {printable(event.proposer, newlines=False)}"))
         verb = "resuming" if event.resumed else "run folder:"
-        self.console.print(f"{verb} {event.run_dir} (problem {event.problem}, "
-                           f"seed {event.seed})")
+        self.console.print(Text(f"{verb} {printable(event.run_dir, newlines=False)} (problem "
+                                f"{printable(event.problem, newlines=False)}, "
+                                f"seed {event.seed})"))
         if self.console.is_terminal:
             self._live = Live(get_renderable=self._panel, console=self.console,
                               refresh_per_second=4, transient=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 from adrs import __version__
 from adrs.cli import browse as browse_cli
@@ -23,6 +24,7 @@ from adrs.cli import llm as llm_cli
 from adrs.cli.display import ProgressDisplay
 from adrs.config.run_config import read_yaml
 from adrs.config.schema import merge
+from adrs.engine.archive_view import printable
 from adrs.engine.controller import RunSummary
 from adrs.errors import RunFailed, UserError
 from adrs.evaluation.runner import run_job
@@ -94,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if os.environ.get("ADRS_DEBUG"):
             raise
-        print(f"adrs: error: {exc}", file=sys.stderr)
+        print(f"adrs: error: {printable(exc, newlines=False)}", file=sys.stderr)
         return 2
     except RunFailed as exc:
-        print(f"adrs: {exc}", file=sys.stderr)
+        print(f"adrs: {printable(exc, newlines=False)}", file=sys.stderr)
         return 1
 
 
@@ -155,13 +157,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _report(summary: RunSummary, run_dir: Path, console: Console) -> int:
     best = summary.best
-    console.print(f"stopped: {summary.reason}; {summary.candidates} candidates, "
-                  f"{summary.valid} valid")
+    console.print(Text(f"stopped: {printable(summary.reason, newlines=False)}; "
+                       f"{summary.candidates} candidates, {summary.valid} valid"))
     if best is not None:
-        console.print(f"best score {best.score:.6g} (candidate #{best.id}); "
-                      f"resume with: adrs resume {run_dir}")
+        console.print(Text(f"best score {best.score:.6g} (candidate #{best.id}); "
+                           f"resume with: adrs resume {printable(run_dir, newlines=False)}"))
     for line in llm_cli.usage_lines(run_dir):  # per-model LLM usage, when any
-        console.print(line, markup=False)
+        console.print(Text(printable(line)))
     if summary.reason.startswith("error") or summary.reason.startswith("initial program"):
         raise RunFailed(f"run failed: {summary.reason}")
     if summary.valid == 0:
@@ -171,10 +173,9 @@ def _report(summary: RunSummary, run_dir: Path, console: Console) -> int:
 
 def _eval(args: argparse.Namespace, console: Console) -> int:
     problem = load_problem(args.problem)
-    if not args.program.is_file():
-        raise UserError(f"program file '{args.program}' does not exist: check the path")
+    source = _read_program(args.program)
     config = config_layers(problem, None, {"problem_options": option_layer(args.option)})
-    result = run_job(eval_job(problem, config, args.program.read_text(encoding="utf-8")))
+    result = run_job(eval_job(problem, config, source))
     if args.json:
         print(json.dumps({k: result.to_json()[k] for k in
                           ("valid", "score", "metrics", "error", "feedback")}))
@@ -183,28 +184,50 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     return 0 if result.valid else 1
 
 
+def _read_program(path: Path) -> str:
+    """The program file's text; a directory, a missing or unreadable file, or one that is
+    not UTF-8 text is a UserError."""
+    if path.is_dir():
+        raise UserError(f"program '{path}' is a directory: pass a Python file (.py), the "
+                        "program to score")
+    if not path.is_file():
+        raise UserError(f"program file '{path}' does not exist: check the path")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"program file '{path}' is not UTF-8 text (byte {exc.start}): pass "
+                        "a Python source file (.py)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read program file '{path}' ({exc.strerror or exc}): check "
+                        "its permissions") from None
+
+
 def _print_result(console: Console, data: dict[str, Any]) -> None:
-    console.print(f"valid: {data['valid']}")
-    console.print(f"score: {data['score']}")
+    """The result as lines of plain text: metric names, values, errors and feedback are
+    written by the evaluator (and through it the candidate), never read as markup."""
+    console.print(Text(f"valid: {data['valid']}"))
+    console.print(Text(f"score: {data['score']}"))
     for key, value in sorted(data["metrics"].items()):
-        console.print(f"  {key}: {value}")
+        console.print(Text(f"  {printable(key, newlines=False)}: "
+                           f"{printable(value, newlines=False)}"))
     if data["error"]:
-        console.print(f"error: {data['error']}")
+        console.print(Text(f"error: {printable(data['error'])}"))
     if data["feedback"]:
-        console.print(f"feedback: {data['feedback']}")
+        console.print(Text(f"feedback: {printable(data['feedback'])}"))
 
 
 def _problems(args: argparse.Namespace, console: Console) -> int:
     if args.action == "list":
         for name, root in discover().items():
             problem = load_problem(str(root))
-            console.print(f"{name:<14} {problem.spec.description}")
+            console.print(Text(f"{name:<14} {printable(problem.spec.description)}"))
         return 0
     problem = load_problem(args.name)
     spec = problem.spec
     console.print(f"name: {spec.name}\nfolder: {problem.root}\nevaluator: {spec.evaluator}\n"
                   f"features: {', '.join(f.name for f in spec.features) or 'default'}\n"
                   f"options: {', '.join(f'{k}={v}' for k, v in spec.options.items()) or 'none'}"
-                  "\n", markup=False)
+                  f"\ntask statement (what the LLM sees): {problem.task_path}"
+                  f"\nreadme (options, data, provenance): {problem.readme_path}\n", markup=False)
     console.print(problem.task, markup=False)
     return 0

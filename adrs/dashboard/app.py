@@ -33,24 +33,28 @@ from adrs.dashboard.views import (
 from adrs.engine import archive_view as view
 from adrs.store.database import CandidateRecord
 
+MAIN_SCREEN_ACTIONS = frozenset({"tab", "best", "filter", "quick_filter", "sort", "reverse"})
+
 
 class DashboardApp(App[None]):
     """The dashboard. `poll_s` is how often the store is read for new candidates."""
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "adrs dashboard"
+    # The footer shows the keys an 80-column terminal has room for; the tab titles show
+    # their own keys (1-4), and `?` lists every key.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "tab('overview')", "overview"),
-        Binding("2", "tab('islands')", "islands"),
-        Binding("3", "tab('candidates')", "table"),
-        Binding("4", "tab('failures')", "failures"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
+        Binding("1", "tab('overview')", "overview", show=False),
+        Binding("2", "tab('islands')", "islands", show=False),
+        Binding("3", "tab('candidates')", "table", show=False),
+        Binding("4", "tab('failures')", "failures", show=False),
         Binding("b", "best", "best"),
         Binding("slash", "filter", "filter"),
         Binding("f", "quick_filter", "quick filter", show=False),
         Binding("s", "sort", "sort", show=False),
         Binding("r", "reverse", "reverse", show=False),
-        Binding("question_mark", "help", "help"),
-        Binding("q", "quit", "quit"),
     ]
 
     def __init__(self, run_dir: Path, *, poll_s: float = 1.0) -> None:
@@ -71,7 +75,7 @@ class DashboardApp(App[None]):
                 yield CandidatesView(self.data)
             with TabPane("4 Failures", id="failures"):
                 yield FailuresView(self.data)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         # Each view fills itself when mounted; the app keeps the status line and the poll.
@@ -105,6 +109,12 @@ class DashboardApp(App[None]):
                 run_view.refresh_data(new, rebuild=False)
 
     # ---------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys act (and show in the footer) on the main screen only."""
+        if action in MAIN_SCREEN_ACTIONS:
+            return len(self.screen_stack) <= 1
+        return True
+
     def action_tab(self, pane: str) -> None:
         self.query_one("#tabs", TabbedContent).active = pane
         focus = {"islands": "#heat", "candidates": "#table", "failures": "#failed"}.get(pane)
@@ -141,12 +151,21 @@ class DashboardApp(App[None]):
         self.push_screen(ProgramScreen(self.data, message.candidate_id))
 
 
+ENDING_STYLES = {"running": "bold green", "finished": "bold", "stopped": "bold yellow",
+                 "failed": "bold red", "killed": "bold red"}
+
+
 def status_line(data: RunData) -> Text:
-    best = data.best()
-    text = Text(f" {data.run_dir.name} ", style="bold reverse")
-    text.append(f"  {data.problem}  {data.status}  {len(data.records)} candidates")
-    if best is not None:
-        text.append(f"  best {view.score_of(best):.6g} (#{best.id})", style="bold green")
-    if data.in_flight:
+    """The run's id, problem, how it ended (or that it runs), counts and best: plain text,
+    whatever the stored names hold."""
+    ending = data.ending
+    counts = data.counts
+    text = Text(f" {view.printable(data.run_dir.name, newlines=False)} ", style="bold reverse")
+    text.append(f"  {view.printable(data.problem, newlines=False)}  ")
+    text.append(view.one_line(ending.text, 120), style=ENDING_STYLES.get(ending.status, ""))
+    text.append(f"  {counts.candidates} candidates")
+    if counts.best_score is not None:
+        text.append(f"  best {counts.best_score:.6g} (#{counts.best_id})", style="bold green")
+    if ending.status == "running" and data.in_flight:
         text.append(f"  {data.in_flight} in flight", style="yellow")
     return text

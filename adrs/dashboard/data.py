@@ -18,7 +18,7 @@ from pathlib import Path
 
 from adrs.engine import archive_view as view
 from adrs.engine.archive import Archive
-from adrs.store.database import EVENTS_NAME, CandidateRecord
+from adrs.store.database import EVENTS_NAME, CandidateRecord, RunEnding
 
 Predicate = Callable[[CandidateRecord], bool]
 
@@ -61,6 +61,7 @@ class RunData:
         self.config = view.load_config(run_dir)
         self.archive = Archive(self.config.archive, seed=self.config.seed)
         self.records: dict[int, CandidateRecord] = {}
+        self.counts = view.Counts()  # the same counts as `adrs show` and `adrs runs`
         self.children: dict[int, list[int]] = {}
         self.best_steps: list[tuple[int, float]] = []  # (candidate id, new best score)
         self._events = _EventTail(run_dir / EVENTS_NAME)
@@ -68,6 +69,7 @@ class RunData:
         # worker thread, and closing the connection under a running query would crash.
         self._lock = threading.Lock()
         self._closed = False
+        self._ending = self.store.ending()
         self.refresh()
 
     # ------------------------------------------------------------------ loading
@@ -89,6 +91,7 @@ class RunData:
     def take(self, fetched: list[CandidateRecord]) -> list[CandidateRecord]:
         """Add what `fetch` read (those not held yet) and read the event log; returns them."""
         new = [record for record in fetched if record.id not in self.records]
+        self.counts = view.counts(new, self.counts)
         for record in new:
             self.records[record.id] = record
             for parent in record.parent_ids:
@@ -108,11 +111,13 @@ class RunData:
 
     # ------------------------------------------------------------------ queries
     @property
-    def status(self) -> str:
+    def ending(self) -> RunEnding:
+        """How the run ended, or that it runs (`RunStore.ending`: a run whose process died
+        reads "killed"); the last answer once the store is closed."""
         with self._lock:
-            status = self.store.meta("status") or "?"
-            reason = self.store.meta("stop_reason")
-        return f"{status} ({reason})" if reason and status != "running" else status
+            if not self._closed:
+                self._ending = self.store.ending()
+            return self._ending
 
     @property
     def problem(self) -> str:
@@ -127,7 +132,8 @@ class RunData:
         return len(self._events.launched - self.records.keys())
 
     def best(self) -> CandidateRecord | None:
-        return self.records[self.best_steps[-1][0]] if self.best_steps else None
+        best_id = self.counts.best_id
+        return None if best_id is None else self.records[best_id]
 
     def valid_points(self) -> list[tuple[int, float]]:
         """(id, score) of every valid candidate, for the chart's scatter."""

@@ -26,7 +26,7 @@ HELP = f"""\
   b           open the best program
   /           filter the table (Enter applies, Esc leaves the box)
   f           cycle the quick filters: all → valid → failed
-  s / r       sort the table by the next column / reverse the order
+  s / r       sort the table by the next column (▲) / reverse it (▼)
   Enter       open the selected candidate, failure or heat-map cell
   arrows      move; in the heat map \\[ and ] switch islands
   ?           this help          q   quit
@@ -39,6 +39,16 @@ HELP = f"""\
 
 [b]Filter syntax[/b]
   {FILTER_HELP}
+
+[b]What it shows[/b]
+  status      how the run ended: finished, stopped (resume it), failed,
+              killed (its process died: resume it), or running
+  counts      the same as 'adrs show' (every candidate counted once)
+  elapsed     seconds from the first candidate to this one
+  in/out tok  prompt / completion tokens
+  QD          sum over filled cells of (score - archive.qd_offset); "n/a"
+              when an elite scores below qd_offset (negative costs): set
+              archive.qd_offset below the worst score to compare runs by it
 
 The dashboard reads the run store only; it follows a live run by polling it.
 """
@@ -56,17 +66,18 @@ class HelpScreen(ModalScreen[None]):
 class ProgramScreen(Screen[None]):
     """One candidate. Lineage keys replace the shown candidate; backspace walks back."""
 
+    # The tab titles show their keys (s d m t); the footer shows the rest, help first.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "app.help", "help"),
         Binding("escape", "close", "close"),
-        Binding("s", "tab('source')", "source"),
-        Binding("d", "tab('diff')", "diff"),
-        Binding("m", "tab('result')", "metrics"),
-        Binding("t", "tab('prompt')", "prompt"),
+        Binding("s", "tab('source')", "source", show=False),
+        Binding("d", "tab('diff')", "diff", show=False),
+        Binding("m", "tab('result')", "metrics", show=False),
+        Binding("t", "tab('prompt')", "prompt", show=False),
         Binding("p", "parent", "parent"),
         Binding("c", "child", "child"),
         Binding("i", "initial", "initial"),
         Binding("backspace", "back", "back"),
-        Binding("question_mark", "app.help", "help", show=False),
     ]
 
     def __init__(self, data: RunData, candidate_id: int) -> None:
@@ -79,11 +90,11 @@ class ProgramScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="program-title")
         with TabbedContent(id="program-tabs", initial="source"):
-            for pane, title in (("source", "Source"), ("diff", "Diff"),
-                                ("result", "Metrics"), ("prompt", "Prompt")):
+            for pane, title in (("source", "s Source"), ("diff", "d Diff"),
+                                ("result", "m Metrics"), ("prompt", "t Prompt")):
                 with TabPane(title, id=pane), VerticalScroll():
                     yield Static(id=f"{pane}-body")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.show(self.candidate_id, remember=False)
@@ -100,18 +111,20 @@ class ProgramScreen(Screen[None]):
         self.query_one("#program-title", Static).update(self._title(record))
         self.query_one("#source-body", Static).update(_source(record))
         self.query_one("#diff-body", Static).update(
-            Syntax(self.data.diff(record.id), "diff", theme="ansi_dark"))
+            Syntax(view.printable(self.data.diff(record.id)), "diff", theme="ansi_dark",
+                   word_wrap=True))
         self.query_one("#result-body", Static).update(_result(record))
         self.query_one("#prompt-body", Static).update(_prompt(record))
 
     def _title(self, record: CandidateRecord) -> Text:
         score = view.score_of(record)
-        verdict = f"score {score:.6g}" if score is not None else (
-            view.failure_reason(record) or record.status)
+        verdict = f"score {score:.6g}" if score is not None else view.one_line(
+            view.failure_reason(record) or record.status, 500)
         chain = " → ".join(f"#{i}" for i in self.data.lineage(record.id)[-6:])
         kids = self.data.children.get(record.id, [])
         text = Text(f"#{record.id}  {verdict}\n", style="bold")
-        text.append(f"island {record.island}  gen {record.generation}  {record.edit_kind}  "
+        text.append(f"island {record.island}  gen {record.generation}  "
+                    f"{view.printable(record.edit_kind, newlines=False)}  "
                     f"lineage {chain}  children {len(kids)}", style="dim")
         return text
 
@@ -147,17 +160,24 @@ class ProgramScreen(Screen[None]):
         self.app.pop_screen()
 
 
+# Everything below shows text that candidates, evaluators and LLMs wrote: as Text objects
+# (never markup) of `view.printable` strings (no terminal control characters). Long lines
+# wrap: the source and the diff too, under their line numbers.
+def _plain(value: object, style: str = "") -> Text:
+    return Text(view.printable(value), style=style)
+
+
 def _source(record: CandidateRecord) -> RenderableType:
     if record.code is None:
-        return Text(f"no source: {view.failure_reason(record) or record.status}", style="dim")
-    return Syntax(record.code, "python", line_numbers=True, theme="ansi_dark",
-                  word_wrap=False)
+        return _plain(f"no source: {view.failure_reason(record) or record.status}", "dim")
+    return Syntax(view.printable(record.code), "python", line_numbers=True,
+                  theme="ansi_dark", word_wrap=True)
 
 
 def _result(record: CandidateRecord) -> RenderableType:
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", max_width=40, overflow="fold")
+    table.add_column(overflow="fold")
     res = record.result
     if record.status == "duplicate":
         table.add_row("duplicate of", f"#{record.duplicate_of}")
@@ -165,29 +185,30 @@ def _result(record: CandidateRecord) -> RenderableType:
         table.add_row("valid", str(res.valid))
         table.add_row("score", "-" if res.score is None else f"{res.score:.6g}")
         for key, value in sorted(res.metrics.items()):
-            table.add_row(key, str(value))
+            table.add_row(_plain(key), _plain(value))
         table.add_row("eval time", f"{record.eval_s:.2f} s")
         if res.error:
-            table.add_row("error", Text(res.error, style="red"))
+            table.add_row("error", _plain(res.error, "red"))
         if res.feedback:
-            table.add_row("feedback", res.feedback)
+            table.add_row("feedback", _plain(res.feedback))
         if res.stderr:
-            table.add_row("stderr", Text(res.stderr, style="dim"))
+            table.add_row("stderr", _plain(res.stderr, "dim"))
     if record.error:
-        table.add_row("error", Text(record.error, style="red"))
+        table.add_row("error", _plain(record.error, "red"))
     u = record.usage
-    table.add_row("model", u.model or "offline")
+    table.add_row("model", _plain(u.model or "offline"))
     table.add_row("LLM", f"{u.calls} calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
                   f"${u.cost_usd:.4f}, propose {record.propose_s:.2f} s")
     if record.notes:
-        table.add_row("notes", "\n".join(record.notes))
+        table.add_row("notes", _plain("\n".join(record.notes)))
     return table
 
 
 def _prompt(record: CandidateRecord) -> RenderableType:
     text = Text()
     text.append("prompt\n", style="bold")
-    text.append((record.prompt or "(none: the offline mutator uses no prompt)") + "\n\n")
+    text.append(view.printable(record.prompt or "(none: the offline mutator uses no prompt)")
+                + "\n\n")
     text.append("response\n", style="bold")
-    text.append(record.response or "(none)")
+    text.append(view.printable(record.response or "(none)"))
     return text

@@ -35,10 +35,15 @@ SORTS: tuple[tuple[str, Callable[[CandidateRecord], Any]], ...] = (
     ("score", lambda r: view.score_of(r)),
     ("island", lambda r: r.island),
     ("gen", lambda r: r.generation),
-    ("time", lambda r: r.created),
+    ("elapsed", lambda r: r.created),
 )
-COLUMNS = ("id", "score", "valid", "island", "gen", "model", "edit", "time")
-
+# "elapsed": seconds from the first candidate's creation to this one's.
+COLUMNS = ("id", "score", "valid", "island", "gen", "model", "edit", "elapsed")
+SORTABLE = tuple(label for label, _ in SORTS)
+SORT_MARKS = ("▲", "▼")  # ascending, descending: shown after the sorted column's label
+MODEL_WIDTH = 16  # the table shows the model's name after its provider, cut to this
+MODEL_COST_WIDTH = 30  # the cost table shows the model's whole name, cut to this
+REASON_WIDTH = 200  # the failures table shows a reason's first line, cut to this
 
 class OpenProgram(Message):
     """A view asks the app to open one candidate's program screen (posted to the app)."""
@@ -83,15 +88,16 @@ class CostView(RunView):
 
     def on_mount(self) -> None:
         self.query_one("#usage", DataTable).add_columns(
-            "model", "candidates", "calls", "prompt tok", "completion tok", "cost $")
+            "model", "candidates", "calls", "in tok", "out tok", "cost $")
         self.refresh_data([], rebuild=True)
 
     def refresh_data(self, new: list[CandidateRecord], *, rebuild: bool) -> None:
         table = self.query_one("#usage", DataTable)
         table.clear()
         for u in self.data.usage_by_model():
-            table.add_row(u.model, str(u.candidates), str(u.calls), str(u.prompt_tokens),
-                          str(u.completion_tokens), f"{u.cost_usd:.4f}")
+            table.add_row(Text(view.one_line(u.model, MODEL_COST_WIDTH)), str(u.candidates),
+                          str(u.calls),
+                          str(u.prompt_tokens), str(u.completion_tokens), f"{u.cost_usd:.4f}")
 
 
 class IslandsView(RunView):
@@ -132,8 +138,8 @@ class CandidatesView(RunView):
 
     def on_mount(self) -> None:
         table = self.query_one("#table", DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label)
+        for label in COLUMNS:  # sortable columns keep room for the mark: it is never cut
+            table.add_column(Text(f"{label}  " if label in SORTABLE else label), key=label)
         self.refresh_data([], rebuild=True)
 
     def refresh_data(self, new: list[CandidateRecord], *, rebuild: bool) -> None:
@@ -152,7 +158,7 @@ class CandidatesView(RunView):
         try:
             self.predicate = parse_filter(text)
         except ValueError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+            self.notify(view.printable(exc), severity="error", timeout=8, markup=False)
             return
         self.query_one("#filter", Input).value = text
         self.refresh_data([], rebuild=True)
@@ -172,9 +178,11 @@ class CandidatesView(RunView):
         label, key = SORTS[self.sort_index]
         table.sort("id", key=_row_order(self.data, key, self.sort_reverse),
                    reverse=self.sort_reverse)
-        for column in COLUMNS:
-            table.columns[ColumnKey(column)].label = Text(column + (
-                (" ▼" if self.sort_reverse else " ▲") if column == label else ""))
+        mark = SORT_MARKS[self.sort_reverse]
+        for column in SORTABLE:
+            table.columns[ColumnKey(column)].label = Text(
+                f"{column} {mark if column == label else ' '}",
+                style="bold" if column == label else "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -200,9 +208,12 @@ class CandidatesView(RunView):
 
 
 class FailuresView(RunView):
-    """Failed candidates (failed proposals and invalid programs), newest first."""
+    """Failed candidates (failed proposals and invalid programs), newest first; a line
+    saying so when there are none. A reason shows its first line here (the evaluator's
+    text, shown as it is), and in full on the candidate's program screen."""
 
     def compose(self) -> ComposeResult:
+        yield Static(EMPTY_FAILURES, id="failed-empty")
         yield DataTable(id="failed", cursor_type="row")
 
     def on_mount(self) -> None:
@@ -212,8 +223,11 @@ class FailuresView(RunView):
     def refresh_data(self, new: list[CandidateRecord], *, rebuild: bool) -> None:
         table = self.query_one("#failed", DataTable)
         table.clear()
-        for record, reason in self.data.failures():
-            table.add_row(str(record.id), str(record.island), reason, key=str(record.id))
+        failures = self.data.failures()
+        for record, reason in failures:
+            table.add_row(str(record.id), str(record.island),
+                          Text(view.one_line(reason, REASON_WIDTH)), key=str(record.id))
+        self.query_one("#failed-empty", Static).display = not failures
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -222,14 +236,33 @@ class FailuresView(RunView):
 
 
 # --------------------------------------------------------------------------- helpers
+EMPTY_FAILURES = Text("no failed candidates: every proposal gave a program and every "
+                      "program was valid", style="dim")
+
+
 def stats_line(data: RunData) -> Text:
+    """Counts (the same as `adrs show`), the archive's coverage and QD score."""
+    counts = data.counts
     stats = data.archive.stats()
-    records = data.records.values()
-    fails = sum(view.failure_reason(r) is not None for r in records)
-    dups = sum(r.status == "duplicate" for r in records)
-    return Text(f"valid {stats.valid}  failed {fails}  dup {dups}  "
+    return Text(f"valid {counts.valid}  failed {counts.failures}  dup {counts.duplicates}  "
                 f"cells {stats.cells_filled}/{stats.cells_total} ({stats.coverage:.0%})  "
-                f"QD {stats.qd_score:.4g}  migrations {data.archive.migrations}")
+                f"{qd_text(data)}  migrations {data.archive.migrations}")
+
+
+def qd_text(data: RunData) -> str:
+    """The QD score: the sum over filled cells of (elite score - archive.qd_offset). It
+    means something only when every elite scores at least qd_offset (a cost problem's
+    negative scores with qd_offset 0 would sum to a negative number that falls as cells
+    fill): then it is shown as "n/a"; the help screen says why and what to set."""
+    offset = data.config.archive.qd_offset
+    scores = [program.score for island in range(data.config.archive.islands)
+              for program in data.archive.cells(island).values()]
+    if not scores:
+        return "QD -"
+    if min(scores) < offset:
+        return f"QD n/a (scores < qd_offset {offset:g})"
+    qd = data.archive.stats().qd_score
+    return f"QD {qd:.4g}" + (f" (over {offset:g})" if offset else "")
 
 
 def best_cell(data: RunData) -> tuple[int, int]:
@@ -265,5 +298,13 @@ def _cells(record: CandidateRecord, start: float) -> tuple[Text | str, ...]:
     else:
         verdict = Text("FAILED", style="bold red")
     return (str(record.id), "-" if score is None else f"{score:.6g}", verdict,
-            str(record.island), str(record.generation), record.usage.model or "offline",
-            record.edit_kind, f"{record.created - start:.1f}s")
+            str(record.island), str(record.generation), Text(short_model(record.usage.model)),
+            Text(view.printable(record.edit_kind, newlines=False)),
+            f"{record.created - start:.1f}s")
+
+
+def short_model(model: str) -> str:
+    """A model's name for a narrow column: without its provider prefix, cut to MODEL_WIDTH
+    ("openai/gpt-4o-mini" reads "gpt-4o-mini"); the program screen shows it whole."""
+    name = (model or "offline").rsplit("/", 1)[-1] or model
+    return view.one_line(name, MODEL_WIDTH)

@@ -12,6 +12,7 @@ from textual.widget import Widget
 
 from adrs.dashboard.chart import render_chart
 from adrs.dashboard.data import HeatGrid, RunData
+from adrs.engine.archive_view import printable
 
 # Cold to hot: low scores blue, high scores red (relative to the island's range).
 PALETTE = ("#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952",
@@ -85,7 +86,8 @@ class HeatMap(Widget, can_focus=True):
         text = Text()
         text.append(f"island {self.island + 1}/{self.data.config.archive.islands}  "
                     f"{len(grid.cells)}/{grid.rows * grid.columns} cells  "
-                    f"↑ {grid.y_name}  → {grid.x_name}\n", style="bold")
+                    f"↑ {printable(grid.y_name, newlines=False)}  "
+                    f"→ {printable(grid.x_name, newlines=False)}\n", style="bold")
         for row in reversed(range(grid.rows)):  # high bins at the top, like a plot
             for col in range(grid.columns):
                 self._cell(text, grid, (row, col), lo, hi)

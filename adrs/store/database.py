@@ -147,16 +147,24 @@ class RunStore:
         if not db_path.is_file():
             raise UserError(f"'{run_dir}' is not an adrs run folder (no {DB_NAME}): pass the "
                             "folder that 'adrs run' created under runs/")
+        # Read before writing anything: a file that is not an adrs store (an empty file,
+        # another program's database) is refused and left exactly as it was.
+        probe: sqlite3.Connection | None = None
         try:
-            store = cls(run_dir, _connect(db_path, readonly=readonly))
-            version = store.meta("schema")
+            probe = _connect(db_path, readonly=True)
+            refusal = _refusal(run_dir, _schema_version(probe))
+            if refusal is not None:
+                raise UserError(refusal)
+            if readonly:  # the probe is the reader's connection
+                store, probe = cls(run_dir, probe), None
+                return store
+            return cls(run_dir, _connect(db_path))
         except sqlite3.DatabaseError as exc:
             raise UserError(f"'{db_path}' is not a readable run database ({exc}): "
                             "restore it from a backup or start a new run") from None
-        if version != SCHEMA_VERSION:
-            raise UserError(f"'{run_dir}' was written by another adrs version "
-                            f"(schema {version}): use that version to read it")
-        return store
+        finally:
+            if probe is not None:
+                probe.close()
 
     def add(self, record: CandidateRecord) -> None:
         marks = ",".join("?" * len(_COLUMNS))
@@ -238,6 +246,26 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         db.executescript(_SCHEMA)
     db.row_factory = sqlite3.Row
     return db
+
+
+def _schema_version(db: sqlite3.Connection) -> str | None:
+    """The store's schema version; None when `db` is not an adrs store (no metadata)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                  ).fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _refusal(run_dir: Path, version: str | None) -> str | None:
+    """Why a store of schema `version` (None: no metadata) cannot be opened; None if it can."""
+    if version is None:
+        return (f"'{run_dir / DB_NAME}' is not an adrs run store (it holds no run metadata): "
+                "pass the folder that 'adrs run' created under runs/")
+    if version != SCHEMA_VERSION:
+        return (f"'{run_dir}' was written by another adrs version (schema {version}): "
+                "use that version to read it")
+    return None
 
 
 def check_new_run_dir(run_dir: Path) -> None:

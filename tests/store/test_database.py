@@ -65,6 +65,33 @@ def test_open_rejects_folders_that_are_not_runs(tmp_path: Path) -> None:
         RunStore.open(tmp_path)
 
 
+def test_open_refuses_a_database_that_is_not_a_store_and_writes_nothing(
+        tmp_path: Path) -> None:
+    """An empty file, or another program's SQLite database, is not an adrs store: opening
+    it (even for writing, as resume does) is refused and the file is left as it was."""
+    (tmp_path / DB_NAME).write_bytes(b"")
+    for readonly in (False, True):
+        with pytest.raises(UserError, match="is not an adrs run store"):
+            RunStore.open(tmp_path, readonly=readonly)
+    assert (tmp_path / DB_NAME).read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_NAME]
+    other = tmp_path / "other"
+    other.mkdir()
+    db = sqlite3.connect(other / DB_NAME)
+    db.execute("CREATE TABLE notes (text TEXT)")
+    db.commit()
+    db.close()
+    before = (other / DB_NAME).read_bytes()
+    with pytest.raises(UserError, match="is not an adrs run store"):
+        RunStore.open(other)
+    assert (other / DB_NAME).read_bytes() == before
+    store = RunStore.create(tmp_path / "run", "", {})
+    store.set_meta("schema", "0")
+    store.close()
+    with pytest.raises(UserError, match=r"another adrs version \(schema 0\)"):
+        RunStore.open(tmp_path / "run")
+
+
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "run", "", {})
     store.add(_record(1))
