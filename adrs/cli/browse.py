@@ -187,6 +187,25 @@ def problems_new(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def problems_import(args: argparse.Namespace, console: Console) -> int:
+    from adrs.problem.importer import import_peer
+
+    report = import_peer(args.path, args.peer, args.dir)
+    root = report.problem.root
+    console.print(f"imported {report.kind} problem into {root}/ (trust: self-scored: the peer "
+                  "evaluator runs inside the sandbox with the candidate)", markup=False)
+    console.print(f"task statement: TASK.md, from {report.task_source}", markup=False)
+    for line in report.mapped:
+        console.print(f"mapped   {line}", markup=False)
+    for key, reason in report.ignored:
+        console.print(f"ignored  {key}: {reason}", markup=False)
+    if report.missing_imports:
+        console.print("not installed (the peer code imports them): "
+                      f"{', '.join(report.missing_imports)}", markup=False)
+    console.print(f"next: adrs problems check {root}   then: adrs run {root}", markup=False)
+    return 0
+
+
 def problems_check(args: argparse.Namespace, console: Console) -> int:
     if args.adversarial:
         return _problems_check_adversarial(args, console)
@@ -208,6 +227,10 @@ def _problems_check_adversarial(args: argparse.Namespace, console: Console) -> i
     def checked(report: CheckReport) -> None:
         for step in report.steps:
             console.print(f"ok  {step}", markup=False)
+        if report.problem.self_scored:
+            console.print("self-scored: the score is computed inside the sandbox by an "
+                          "imported evaluator; any candidate can forge it, whatever the probes "
+                          "find (docs/coming-from-openevolve.md)", markup=False)
         console.print(f"running {len(PROBES)} probes (each evaluates the initial program "
                       "with probe code appended) ...", markup=False)
 
@@ -256,7 +279,14 @@ def add_problem_parsers(psub: argparse._SubParsersAction[Any]) -> None:
                        "(replay, memoize, overlapping series, trusted data, persistent state, "
                        "timing games, self-claimed scores); exit code 1 if any leaks")
     add_option_flag(check)
+    imp = psub.add_parser("import", help="convert an OpenEvolve or ShinkaEvolve problem folder "
+                          "into an adrs problem (self-scored: its evaluator runs in the sandbox)")
+    imp.add_argument("path", type=Path, help="the peer problem folder")
+    imp.add_argument("--from", dest="peer", choices=["openevolve", "shinka"],
+                     help="the peer whose layout it has (default: detected)")
+    imp.add_argument("--dir", type=Path, default=Path("."), help="parent folder of the new "
+                     "problem (default .)")
 
 
 COMMANDS = {"runs": runs, "show": show, "best": best, "dashboard": dashboard}
-PROBLEM_ACTIONS = {"new": problems_new, "check": problems_check}
+PROBLEM_ACTIONS = {"new": problems_new, "check": problems_check, "import": problems_import}

@@ -102,7 +102,10 @@ class ProgressDisplay:
     def _start(self, event: RunStarted) -> None:
         # The first line says where proposals come from (offline mutator or which LLMs).
         # Model names, folders and problem names are shown as they are, never as markup.
-        self.console.print(Text(f"adrs: {printable(event.proposer, newlines=False)}"))
+        trust = ("; self-scored problem: the score is computed inside the sandbox by an "
+                 "imported evaluator, not by a trusted one" if event.trust == "self-scored"
+                 else "")
+        self.console.print(Text(f"adrs: {printable(event.proposer, newlines=False)}{trust}"))
         verb = "resuming" if event.resumed else "run folder:"
         self.console.print(Text(f"{verb} {printable(event.run_dir, newlines=False)} (problem "
                                 f"{printable(event.problem, newlines=False)}, "

@@ -224,7 +224,10 @@ def _problems(args: argparse.Namespace, console: Console) -> int:
         return 0
     problem = load_problem(args.name)
     spec = problem.spec
+    trust = ("self-scored (an imported evaluator computes the score inside the sandbox, "
+             "where the candidate could forge it)" if problem.self_scored else "trusted")
     console.print(f"name: {spec.name}\nfolder: {problem.root}\nevaluator: {spec.evaluator}\n"
+                  f"trust: {trust}\n"
                   f"features: {', '.join(f.name for f in spec.features) or 'default'}\n"
                   f"options: {', '.join(f'{k}={v}' for k, v in spec.options.items()) or 'none'}"
                   f"\ntask statement (what the LLM sees): {problem.task_path}"

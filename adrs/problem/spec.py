@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from adrs.code.features import FeatureDim
 from adrs.code.program import split
@@ -50,6 +50,10 @@ class ProblemSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # the evaluator's switches and their defaults (adrs/problem_options.py)
     options: Mapping[str, Any] = field(default_factory=dict)
+    # who computes the score: `trusted` (the evaluator, outside the sandbox) or
+    # `self-scored` (an imported peer evaluator that runs inside the sandbox with the
+    # candidate, which could forge it; adrs/problem/importer.py)
+    trust: Literal["trusted", "self-scored"] = "trusted"
 
     def __post_init__(self) -> None:
         if ":" not in self.evaluator:
@@ -88,6 +92,11 @@ class Problem:
     def task_is_readme(self) -> bool:
         """Whether the README doubles as the task statement (no separate `task` file)."""
         return self.spec.task_file == self.spec.readme
+
+    @property
+    def self_scored(self) -> bool:
+        """Whether the score is computed inside the sandbox (see ProblemSpec.trust)."""
+        return self.spec.trust == "self-scored"
 
 
 def bundled_root() -> Path:

@@ -269,7 +269,7 @@ def _evolve(store: RunStore, problem: Problem, config: RunConfig, relay: _Relay,
             iterations=config.stop.iterations, candidates=c.applied, failures=c.failed,
             duplicates=c.duplicates, cost_usd=c.cost_usd,
             best_id=None if c.best is None else c.best.id,
-            best_score=None if c.best is None else c.best.score)
+            best_score=None if c.best is None else c.best.score, trust=problem.spec.trust)
         summary = asyncio.run(_drive(controller, started, interrupt))
     finally:
         backend.close()

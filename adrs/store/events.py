@@ -45,6 +45,7 @@ class RunStarted(Event):
     cost_usd: float = 0.0
     best_id: int | None = None
     best_score: float | None = None
+    trust: str = "trusted"  # the problem's trust: "self-scored" when the score is not
 
 
 @dataclass(frozen=True, kw_only=True)
