@@ -53,7 +53,32 @@ def _flatten(metrics, prefix=""):
     return flat
 
 
+def _stand_in_for_openevolve():
+    """Many OpenEvolve evaluators return `openevolve.evaluation_result.EvaluationResult`
+    (metrics and artifacts). Where openevolve is not installed in the sandbox's Python,
+    a minimal stand-in with that shape is registered, so such evaluators load."""
+    if importlib.util.find_spec("openevolve") is not None:
+        return
+    import dataclasses
+    import types
+
+    @dataclasses.dataclass
+    class EvaluationResult:
+        metrics: dict
+        artifacts: dict = dataclasses.field(default_factory=dict)
+
+    package = types.ModuleType("openevolve")
+    package.__path__ = []
+    module = types.ModuleType("openevolve.evaluation_result")
+    module.EvaluationResult = EvaluationResult
+    package.evaluation_result = module
+    sys.modules["openevolve"] = package
+    sys.modules["openevolve.evaluation_result"] = module
+
+
 def _load_peer():
+    if KIND == "openevolve":
+        _stand_in_for_openevolve()
     workdir = os.getcwd()
     for name, text in PEER_FILES.items():
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as handle:

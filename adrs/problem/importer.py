@@ -399,6 +399,9 @@ def _defines(text: str, name: str) -> bool:
                for node in tree.body)
 
 
+STAND_IN = "openevolve.evaluation_result"  # EvaluationResult: the harness stands in for it
+
+
 def missing_imports(texts: list[str], local: set[str]) -> tuple[str, ...]:
     """Top-level modules the sources import that are neither stdlib, local nor installed."""
     found: set[str] = set()
@@ -410,7 +413,8 @@ def missing_imports(texts: list[str], local: set[str]) -> tuple[str, ...]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 found.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            elif (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                  and node.module != STAND_IN):  # the harness provides that one
                 found.add(node.module.split(".")[0])
     missing = []
     for module in sorted(found - local - set(sys.stdlib_module_names)):

@@ -180,3 +180,23 @@ def test_missing_peer_imports_are_listed(tmp_path: Path) -> None:
     assert report.missing_imports == ("shinka",)
     assert "shinka" in report.problem.readme_path.read_text()
     assert load_problem(str(report.problem.root)).self_scored
+
+
+def test_an_evaluator_returning_openevolves_evaluation_result_runs_without_openevolve(
+        tmp_path: Path) -> None:
+    """OpenEvolve evaluators often return `openevolve.evaluation_result.EvaluationResult`;
+    without openevolve installed, the harness stands in for that one class."""
+    wrapped = OPENEVOLVE_EVALUATOR.replace(
+        "import importlib.util\n",
+        "import importlib.util\nfrom openevolve.evaluation_result import EvaluationResult\n",
+        1).replace(
+        'return {"combined_score": 1.0 / (1.0 + value), "value": value, "validity": 1.0}',
+        'return EvaluationResult(metrics={"combined_score": 1.0 / (1.0 + value), '
+        '"validity": 1.0}, artifacts={"note": "ok"})')
+    source = openevolve_example(tmp_path / "peer", evaluator=wrapped)
+    report = import_peer(source, None, tmp_path / "problems")
+    assert "openevolve" not in report.missing_imports
+    result = run_job(eval_job(report.problem, RunConfig(), report.problem.initial_code))
+    # the guess (1.5, -1.5) is off by 0.5 in each coordinate: f = 0.5, score 1 / 1.5
+    assert result.valid and result.score == pytest.approx(1.0 / 1.5)
+    assert result.metrics["validity"] == 1.0
