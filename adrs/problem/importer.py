@@ -232,6 +232,9 @@ class _OpenEvolveConfig(_Mapper):
                          max(1, value))
             elif key == "random_seed" and isinstance(value, int):
                 self.put("database.random_seed", "seed", value)
+            elif (key == "exploitation_ratio" and isinstance(value, int | float)
+                  and 0.0 <= value <= 1.0):  # parent from the elites, else at random
+                self.put("database.exploitation_ratio", "archive.exploit_ratio", float(value))
             else:
                 self.ignore(str(key), value, "database.")
 
