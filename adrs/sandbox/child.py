@@ -300,7 +300,9 @@ def _lock_down(workdir: str, harness_path: str | None, max_tasks: int,
     try:
         # Preloaded in a zygote's forks (forkserver.py); loaded here on the Popen path.
         lockdown = sys.modules.get("_adrs_sandbox_lockdown") or _load_sibling("lockdown")
-        return {"report": lockdown.lock_down(workdir, visible, max_tasks, disk_mb)}
+        seccomp = sys.modules.get("_adrs_sandbox_seccomp") or _load_sibling("seccomp")
+        return {"report": lockdown.lock_down(workdir, visible, max_tasks, disk_mb,
+                                             seccomp.install)}
     except Exception as exc:
         return _plain_error("load", f"the sandbox could not be locked down ({exc}); "
                             "this is a fault of the machine, not of the program")

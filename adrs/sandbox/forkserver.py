@@ -61,7 +61,7 @@ def _load(name: str) -> ModuleType:
 
 child = _load("child")
 _load("lockdown")  # child.py finds it in sys.modules: no load per sandbox
-_load("seccomp")  # lockdown.py likewise
+_load("seccomp")  # child.py likewise
 codec = child.codec
 _LIBC = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
 

@@ -43,7 +43,6 @@ import sys
 TYPE_CHECKING = False  # typing and collections cost milliseconds, paid by every evaluation
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from types import ModuleType
 
     _Call = Callable[..., None]
 
@@ -172,13 +171,15 @@ def _enter_root(call: _Call, numbers: dict[str, int], root: str) -> bool:
 
 
 def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0,
-              disk_mb: int = 64) -> dict[str, bool]:
+              disk_mb: int = 64, install_filter: Callable[[], None] | None = None
+              ) -> dict[str, bool]:
     """Pivot into a read-only minimal root and drop every privilege (see above).
 
     With `max_tasks`, also bound the pid namespace to that many processes and threads.
-    Returns which of the optional protections took effect: "tasks" (that bound), "pivot"
-    (the host's mount table is gone), "uid" (an unprivileged uid), "ipc" (SysV limits),
-    "seccomp".
+    `install_filter` is seccomp.py's `install`, called last (the caller loads that module
+    before the pivot: its file is not in the new root). Returns which of the optional
+    protections took effect: "tasks" (that bound), "pivot" (the host's mount table is gone),
+    "uid" (an unprivileged uid), "ipc" (SysV limits), "seccomp".
     """
     numbers = _SYSCALLS.get(os.uname().machine)
     if numbers is None:
@@ -190,7 +191,6 @@ def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0,
             raise OSError(f"{name}{args[:2]} failed")
 
     workdir = os.path.realpath(workdir)
-    seccomp = _seccomp()
     owner = _unprivileged_ids()
     report = {"tasks": max_tasks > 0 and _bound_tasks(max_tasks),
               "ipc": _limit_ipc(disk_mb), "uid": owner is not None}
@@ -205,7 +205,7 @@ def lock_down(workdir: str, visible: Iterable[str] = (), max_tasks: int = 0,
     report["pivot"] = _enter_root(call, numbers, root)
     os.chdir(workdir)
     _drop_privileges(call, libc, owner)
-    report["seccomp"] = _install_seccomp(seccomp)
+    report["seccomp"] = install_filter is not None and _install_seccomp(install_filter)
     return report
 
 
@@ -276,24 +276,9 @@ def _drop_privileges(call: _Call, libc: int, owner: tuple[int, int] | None) -> N
     call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def _seccomp() -> ModuleType:
-    """seccomp.py, preloaded by the zygote, else loaded by path (before the pivot: the
-    file is not in the new root)."""
-    module = sys.modules.get("_adrs_sandbox_seccomp")
-    if module is None:
-        from importlib.machinery import SourceFileLoader
-
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.py")
-        module = type(sys)("_adrs_sandbox_seccomp")
-        module.__file__ = path
-        sys.modules[module.__name__] = module
-        SourceFileLoader(module.__name__, path).exec_module(module)
-    return module
-
-
-def _install_seccomp(seccomp: ModuleType) -> bool:
+def _install_seccomp(install_filter: Callable[[], None]) -> bool:
     try:
-        seccomp.install()
+        install_filter()
     except OSError:  # an old kernel, another architecture: the probe reports it missing
         return False
     return True

@@ -102,7 +102,7 @@ class SandboxProcess:
             self.proc = subprocess.Popen(
                 plan.command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 pass_fds=(req_r, rep_w), cwd=self.workdir, env=env,
-                start_new_session=True, preexec_fn=_preexec(plan.preexec, cgroup))
+                start_new_session=True, preexec_fn=_preexec(plan.preexec, self._cgroup))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -173,18 +173,13 @@ class SandboxProcess:
 
 
 def _preexec(rlimits: Callable[[], None] | None,
-             cgroup: list[str]) -> Callable[[], None] | None:
+             cgroup: SandboxCgroup | None) -> Callable[[], None] | None:
     """The Popen path's pre-exec function: join the cgroup, then set rlimits if needed."""
-    if not cgroup:
+    if cgroup is None:
         return rlimits
 
     def join_then_limit() -> None:
-        for procs in cgroup:
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
+        cgroup.join()
         if rlimits is not None:
             rlimits()
 
