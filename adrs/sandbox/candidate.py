@@ -23,6 +23,7 @@ import math
 import os
 import re
 import time
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +32,7 @@ from adrs.sandbox.channel import Channel, Gone, Timeout
 from adrs.sandbox.isolation import Limits, protections
 from adrs.sandbox.process import SandboxProcess
 
-__all__ = ["Candidate", "CandidateFault", "Limits", "protections"]
+__all__ = ["Candidate", "CandidateFault", "Limits", "protections", "sibling"]
 
 _NAME_RE = re.compile(r"(?:harness\.)?[A-Za-z_][A-Za-z0-9_]*")
 
@@ -202,3 +203,15 @@ class Candidate:
     def stdout_tail(self, n_chars: int = 2000) -> str:
         """The last `n_chars` characters the candidate wrote to stdout."""
         return self.process.tail("stdout", n_chars)
+
+
+def sibling(candidate: Candidate) -> Candidate:
+    """A new, unstarted sandbox of `candidate`'s program and harness, with its limits but
+    only what is left of its evaluation's time budget: for evaluators that need fresh
+    processes (a pass, a group of scenarios). CandidateFault when nothing is left."""
+    left = min(candidate.limits.timeout_s, candidate._deadline - time.monotonic())
+    if left <= 0:
+        raise CandidateFault("timed out: the evaluation used up its time limit of "
+                             f"{candidate.limits.timeout_s:.1f} s")
+    return Candidate(candidate.source, replace(candidate.limits, timeout_s=left),
+                     candidate.harness)

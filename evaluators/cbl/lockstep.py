@@ -19,10 +19,8 @@ import queue
 import struct
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -30,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simulation
-from adrs.sandbox.candidate import Candidate
+from adrs.sandbox.candidate import Candidate, sibling
 
 HARNESS_PATH = Path(__file__).with_name("harness.py")
 SANDBOX_LANES = 8  # threads that call sandboxes at once (a call mostly waits)
@@ -82,15 +80,12 @@ class Sandboxes:
 
     def __init__(self, candidate: Candidate) -> None:
         self.candidate = candidate
-        self.started = time.monotonic()
         self.cleanup_error: str | None = None
 
     @contextlib.contextmanager
     def open(self, count: int) -> Iterator[Sequence[PolicyPort]]:
         c = self.candidate
-        left = c.limits.timeout_s - (time.monotonic() - self.started)
-        limits = replace(c.limits, timeout_s=max(left, 1e-3))
-        extra = [Candidate(c.source, limits, c.harness) for _ in range(count - 1)]
+        extra = [sibling(c) for _ in range(count - 1)]
         try:
             if extra:
                 with ThreadPoolExecutor(min(len(extra), START_THREADS)) as pool:

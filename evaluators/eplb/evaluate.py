@@ -30,10 +30,8 @@ sandbox); a missing or malformed file is a UserError.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import statistics
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,7 +42,7 @@ from adrs.evaluators.eplb import scoring, timing
 from adrs.evaluators.eplb.balance import Balance, measure
 from adrs.evaluators.eplb.placement import Instance, InvalidPlacement, check
 from adrs.evaluators.eplb.workload import Windows, load_trace, synthetic_windows, warmup_window
-from adrs.sandbox.candidate import Candidate, CandidateFault
+from adrs.sandbox.candidate import Candidate, CandidateFault, sibling
 from adrs.types import EvalResult
 
 TRACE_OPTION = "trace"
@@ -89,22 +87,15 @@ class Pass:
 
 class FreshSandboxes:
     """Starts new sandboxes of one candidate program (its source, harness and limits), each
-    with what is left of the evaluation's time budget, counted from the creation of this
-    object; keeps them, closed, for their stderr."""
+    with what is left of the evaluation's time budget (`adrs.sandbox.candidate.sibling`);
+    keeps them, closed, for their stderr."""
 
     def __init__(self, candidate: Candidate) -> None:
         self._template = candidate
-        self._end = time.monotonic() + candidate.limits.timeout_s
         self.started: list[Candidate] = []
 
     def __call__(self) -> Candidate:
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise CandidateFault("timed out: the evaluation used up its time limit of "
-                                 f"{self._template.limits.timeout_s:.1f} s")
-        fresh = Candidate(self._template.source,
-                          dataclasses.replace(self._template.limits, timeout_s=left),
-                          self._template.harness)
+        fresh = sibling(self._template)
         self.started.append(fresh)
         fresh.start()  # closes itself and raises CandidateFault if the program fails to load
         return fresh

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, protections
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, protections, sibling
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -345,3 +345,21 @@ def test_limits_apply_without_prlimit(no_util_linux: None) -> None:
     source = ("import resource\ndef f():\n"
               "    return resource.getrlimit(resource.RLIMIT_AS)[0] >> 20\n")
     assert run(source, "f", limits=Limits(timeout_s=10.0, memory_mb=700)) == 700
+
+
+def test_a_sibling_runs_the_same_program_within_what_is_left_of_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    source = "def f():\n    return 7\n"
+    unstarted = Candidate(source, Limits(timeout_s=30))
+    assert sibling(unstarted).limits.timeout_s == 30
+    with Candidate(source, Limits(timeout_s=30, memory_mb=700)) as candidate:
+        time.sleep(0.2)
+        fresh = sibling(candidate)
+        assert fresh.source == source and fresh.harness == candidate.harness
+        assert fresh.limits.memory_mb == 700 and fresh.limits.timeout_s <= 29.8
+        with fresh:
+            assert fresh.call("f") == 7
+        later = time.monotonic() + 31
+        monkeypatch.setattr(time, "monotonic", lambda: later)
+        with pytest.raises(CandidateFault, match=r"used up its time limit of 30\.0 s"):
+            sibling(candidate)
