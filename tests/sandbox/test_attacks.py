@@ -378,6 +378,8 @@ def test_attacks_through_a_real_run(problem: Path, secret_path: Path, tmp_path: 
     for name in ATTACKS:
         result = by_name[name].result
         assert result is not None, name
+        print(f"{name}: valid={result.valid} error={(result.error or '')[:90]!r} "
+              f"stderr={result.stderr.strip()!r}")  # pytest -s: the table of the note
         assert not result.valid or 5.0 <= float(result.metrics["abs_error"]) <= 6.0, name
     for path in run_dir.rglob("*"):
         if path.is_file():
