@@ -3,7 +3,9 @@
 For each of the five tables the candidate's `reorder(columns, rows, merge_groups)` is called
 once in its sandbox and timed from here; its output is validated against the input table
 (validate.py: every row a distinct input row's cells in any order, each merge group fused
-into one cell in any member order) and its prefix hit rate computed here. Score (the ADRS
+into one cell in any member order) and its prefix hit rate computed here, under the metric
+the problem options choose (metric.py: the paper's by default, or `metric=lru`, a bounded
+prefix cache with LRU eviction; the feedback's first line says which). Score (the ADRS
 paper's evaluator), with H the mean hit rate (a fraction) and R the mean runtime per table
 in seconds:
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adrs.evaluators.llm_sql.datasets import DATA_OPTION, real_or_synthetic
-from adrs.evaluators.llm_sql.hitrate import hit_rate
+from adrs.evaluators.llm_sql.metric import PAPER, Metric, metric_from_options
 from adrs.evaluators.llm_sql.table import Table, merged
 from adrs.evaluators.llm_sql.validate import Expected, InvalidOutput, check_output
 
@@ -35,12 +37,14 @@ LB_RUNTIME_CAP_S = 10.0
 
 @dataclass(frozen=True)
 class Prepared:
-    """A table as sent to the candidate, its rows indexed for validation, and the hit rate of
-    its original order (merged cells last, members in the merge group's order)."""
+    """A table as sent to the candidate, its rows indexed for validation, the metric, and
+    the hit rate of its original order (merged cells last, members in the merge group's
+    order) under that metric."""
 
     table: Table
     expected: Expected
     baseline_hit: float
+    metric: Metric = PAPER
 
 
 @dataclass(frozen=True)
@@ -53,20 +57,23 @@ class Outcome:
     baseline_hit: float
 
 
-def prepare(table: Table) -> Prepared:
-    return Prepared(table, Expected(table), hit_rate(merged(table)[1]))
+def prepare(table: Table, metric: Metric = PAPER) -> Prepared:
+    return Prepared(table, Expected(table), metric.rate(merged(table)[1]), metric)
 
 
 @cache
-def _prepared(data_dir: str | None) -> tuple[Prepared, ...]:
-    return tuple(prepare(t) for t in real_or_synthetic(Path(data_dir) if data_dir else None))
+def _prepared(data_dir: str | None, metric: Metric) -> tuple[Prepared, ...]:
+    return tuple(prepare(t, metric)
+                 for t in real_or_synthetic(Path(data_dir) if data_dir else None))
 
 
 def evaluate(candidate: Any, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Score the candidate on the bundled tables, or on the real CSV files found in the
-    folder the problem option `data_dir` names (one per dataset name)."""
-    return evaluate_tables(candidate, _prepared(str((options or {}).get(DATA_OPTION) or "")
-                                                or None))
+    folder the problem option `data_dir` names (one per dataset name), under the metric the
+    options `metric`, `cache_tokens` and `block_tokens` choose (a bad value: UserError)."""
+    metric = metric_from_options(options)
+    data_dir = str((options or {}).get(DATA_OPTION) or "") or None
+    return evaluate_tables(candidate, _prepared(data_dir, metric))
 
 
 def run_table(candidate: Any, prepared: Prepared) -> Outcome:
@@ -79,7 +86,7 @@ def run_table(candidate: Any, prepared: Prepared) -> Outcome:
                             [list(g) for g in table.merge_groups])
     runtime = time.perf_counter() - started
     rows = check_output(prepared.expected, output)
-    return Outcome(table.name, hit_rate(rows), runtime, prepared.baseline_hit)
+    return Outcome(table.name, prepared.metric.rate(rows), runtime, prepared.baseline_hit)
 
 
 def evaluate_tables(candidate: Any, tables: tuple[Prepared, ...]) -> dict[str, Any]:
@@ -90,7 +97,7 @@ def evaluate_tables(candidate: Any, tables: tuple[Prepared, ...]) -> dict[str, A
         except InvalidOutput as exc:
             return {"valid": False, "error": f"{FUNCTION}() on table {prepared.table.name!r}: "
                     f"{exc}"}
-    return summarise(outcomes)
+    return summarise(outcomes, tables[0].metric if tables else PAPER)
 
 
 def paper_score(hit: float, runtime_s: float) -> float:
@@ -106,7 +113,7 @@ def leaderboard_score(hit: float, runtime_s: float, baseline: float) -> float:
     return 100 * (HIT_WEIGHT * norm + (1 - HIT_WEIGHT) * speed)
 
 
-def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+def summarise(outcomes: list[Outcome], metric: Metric = PAPER) -> dict[str, Any]:
     count = len(outcomes)
     hit = sum(o.hit for o in outcomes) / count
     runtime = sum(o.runtime_s for o in outcomes) / count
@@ -119,13 +126,14 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         metrics[f"hit_rate_{o.name}"] = round(o.hit, 6)
         metrics[f"runtime_s_{o.name}"] = round(o.runtime_s, 4)
     return {"score": paper_score(hit, runtime), "metrics": metrics,
-            "feedback": feedback(outcomes)}
+            "feedback": feedback(outcomes, metric)}
 
 
-def feedback(outcomes: list[Outcome]) -> str:
+def feedback(outcomes: list[Outcome], metric: Metric = PAPER) -> str:
     weakest = min(outcomes, key=lambda o: o.hit)
     slowest = max(outcomes, key=lambda o: o.runtime_s)
-    lines = [f"Weakest table: {weakest.name} (hit rate {weakest.hit:.2%}; its original "
+    lines = [f"Metric in force: {metric.describe()}.",
+             f"Weakest table: {weakest.name} (hit rate {weakest.hit:.2%}; its original "
              f"order gives {weakest.baseline_hit:.2%}). Slowest: {slowest.name} "
              f"({slowest.runtime_s:.2f} s)."]
     lines += [f"- {o.name}: hit rate {o.hit:.2%} (original order {o.baseline_hit:.2%}), "
