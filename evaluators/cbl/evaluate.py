@@ -2,8 +2,12 @@
 
 `evaluate` (cbl): score = -(mean cost) - 0.25 x (population std of cost) over the 1,080
 runs. `evaluate_multi` (cbl-multi): score = -(mean over scenarios of the mean cost).
-Both report `lb_score`, the Leaderboard's 0-100 form, and per-scenario mean costs. A run
-that finishes after its deadline makes the program invalid (costs still reported).
+Both report `lb_score`, the Leaderboard's 0-100 form, per-scenario mean costs and what the
+policy did (behaviour.py: hours on spot, on demand and idle, restarts, preemptions, region
+switches, and `room`, the cost above an oracle's lower bound): cbl per scenario, cbl-multi
+per run (`group/index`), each as `field[name]`. The feedback says in three lines what the
+money went on and which scenarios (runs) have the most room. A run that finishes after
+its deadline makes the program invalid (costs still reported).
 Scenarios whose traces could inform one another run in different sandboxes
 (partition.py, lockstep.py): `processes` in the metrics says how many; the program's
 output kept with the result is the first sandbox's.
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from adrs.errors import UserError
+from adrs.evaluators.cbl.behaviour import Behaviour, by_group, most_room, overall
 from adrs.evaluators.cbl.lockstep import Processes, Sandboxes, simulate
 from adrs.evaluators.cbl.partition import partition
 from adrs.evaluators.cbl.scenarios import (
@@ -65,9 +70,17 @@ def _late_error(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> s
             "restart overhead and a preemption can cost a tick each).")
 
 
-def _worst(means: dict[str, float]) -> str:
-    worst = sorted(means.items(), key=lambda kv: -kv[1])[:WORST_SHOWN]
-    return "; ".join(f"{g}: ${m:.2f}" for g, m in worst)
+def _behaviour_line(b: Behaviour, regions: bool = False) -> str:
+    return (f"Per run on average: {b.text(regions)}; ${b.room:.2f} above the cost of an "
+            "oracle that knows the trace (room).")
+
+
+def _room_line(what: str, costs: dict[str, float], behaviours: dict[str, Behaviour],
+               regions: bool = False) -> str:
+    ranked = most_room(behaviours, WORST_SHOWN)
+    return (f"Most room, by {what}: " + "; ".join(
+        f"{name}: ${costs[name]:.2f}, room ${b.room:.2f} ({b.text(regions)})"
+        for name, b in ranked) + ".")
 
 
 def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -75,6 +88,8 @@ def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> 
     costs = np.array([o.cost for o in outcomes])
     mean, std = float(costs.mean()), float(costs.std())
     means = group_means(scenarios, outcomes)
+    behaviours = by_group(scenarios, outcomes)
+    everything = overall(scenarios, outcomes)
     metrics: dict[str, Any] = {
         "avg_cost": round(mean, 4), "cost_std": round(std, 4),
         "min_cost": round(float(costs.min()), 4), "max_cost": round(float(costs.max()), 4),
@@ -83,12 +98,16 @@ def score_single(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome]) -> 
         sel = [o.cost for s, o in zip(scenarios, outcomes, strict=True)
                if s.job.deadline_s == deadline]
         metrics[f"avg_cost_T{deadline / 3600:g}h"] = round(float(np.mean(sel)), 4)
+    metrics.update(everything.metrics())
     metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
+    for g, b in behaviours.items():
+        metrics.update(b.metrics(g))
     per_deadline = ", ".join(f"T={k[10:-1]}: ${v:.2f}" for k, v in metrics.items()
                              if k.startswith("avg_cost_T"))
-    feedback = (f"Mean cost ${mean:.2f} (std {std:.2f}) over {len(outcomes)} runs; all "
-                f"on-demand costs ${OD_ANCHOR:.2f}. By deadline: {per_deadline}. Most "
-                f"expensive scenarios: {_worst(means)}.")
+    feedback = "\n".join((
+        f"Mean cost ${mean:.2f} (std {std:.2f}) over {len(outcomes)} runs; all on-demand "
+        f"costs ${OD_ANCHOR:.2f}. By deadline: {per_deadline}.",
+        _behaviour_line(everything), _room_line("scenario", means, behaviours)))
     return _result(-mean - STD_WEIGHT * std, metrics, feedback,
                    _late_error(scenarios, outcomes))
 
@@ -99,14 +118,24 @@ def score_multi(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
     means = group_means(scenarios, outcomes)
     avg = float(np.mean(list(means.values())))
     late = int(late_runs(scenarios, outcomes).sum())
+    runs = by_group(scenarios, outcomes, "run")
+    run_costs = dict(zip(runs, (o.cost for o in outcomes), strict=True))
+    everything = overall(scenarios, outcomes)
     metrics: dict[str, Any] = {"avg_cost": round(avg, 4), "lb_score": round(lb_score(avg), 3),
                                "runs": len(outcomes), "late_runs": late,
                                "reference_accounting": reference}
+    metrics.update(everything.metrics(regions=True))
     metrics.update({f"cost[{g}]": round(m, 4) for g, m in means.items()})
-    feedback = (f"Mean over scenarios ${avg:.2f}; per scenario: "
-                + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".")
+    for name, b in runs.items():
+        metrics[f"cost[{name}]"] = round(run_costs[name], 4)
+        metrics.update(b.metrics(name, regions=True))
+    feedback = "\n".join((
+        f"Mean over scenarios ${avg:.2f}; per scenario: "
+        + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".",
+        _behaviour_line(everything, regions=True),
+        _room_line("run (scenario/trace)", run_costs, runs, regions=True)))
     if reference:  # the reference never checks the deadline: report, do not reject
-        return _result(-avg, metrics, feedback + f" {late} runs finished late.", None)
+        return _result(-avg, metrics, feedback + f"\n{late} runs finished late.", None)
     return _result(-avg, metrics, feedback, _late_error(scenarios, outcomes))
 
 

@@ -85,13 +85,23 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one simulation. `finish_s` is NaN when the work never completed."""
+    """The result of one simulation. `finish_s` is NaN when the work never completed.
+    `ticks`: the ticks billed (spot, on-demand or idle); `restarts`: instance launches that
+    paid the restart overhead, the first included; `preemptions`: spot instances lost to
+    unavailability; `switches`: region changes the policy made."""
 
     cost: float
     finish_s: float
     ticks: int
     spot_ticks: int
     on_demand_ticks: int
+    restarts: int = 0
+    preemptions: int = 0
+    switches: int = 0
+
+    @property
+    def idle_ticks(self) -> int:
+        return self.ticks - self.spot_ticks - self.on_demand_ticks
 
     @property
     def finished(self) -> bool:
@@ -141,6 +151,9 @@ class Simulation:
         self.cost = np.zeros(n)
         self.spot_ticks = np.zeros(n, dtype=np.int64)
         self.od_ticks = np.zeros(n, dtype=np.int64)
+        self.restarts = np.zeros(n, dtype=np.int64)
+        self.preemptions = np.zeros(n, dtype=np.int64)
+        self.switches = np.zeros(n, dtype=np.int64)
         self.finish = np.full(n, np.nan)
         self.ticks = np.zeros(n, dtype=np.int64)
         self.active = np.ones(n, dtype=bool)
@@ -171,6 +184,10 @@ class Simulation:
         last = self.cluster[ids].copy()
         self._bill(ids, last)
         cluster = last.copy()
+        lost = (cluster == SPOT) & ~has
+        if not self.reference:  # a spot instance left behind in another region is not lost
+            lost &= region == self.ran_region[ids]
+        self.preemptions[ids] += lost
         cluster[(cluster == SPOT) & ~has] = NONE
         if not self.reference:  # leaving a region ends the instance that ran there
             cluster[(region != self.ran_region[ids]) & (last != NONE)] = NONE
@@ -227,6 +244,8 @@ class Simulation:
             current = np.where(self.region[ids] != self.ran_region[ids], NONE, current)
         restart = (current != req) & (req != NONE)
         self.remaining[ids] = np.where(restart, self.overhead[ids], self.remaining[ids])
+        self.restarts[ids] += restart
+        self.switches[ids] += target != self.region[ids]
         self.cluster[ids] = req
         self.ran_region[ids] = self.region[ids]
         self.region[ids] = target
@@ -274,7 +293,8 @@ class Simulation:
             cost = (self.od_ticks * ON_DEMAND_PRICE + self.spot_ticks * final_price) \
                 * self.gap / 3600.0
         return [Outcome(float(cost[i]), float(self.finish[i]), int(self.ticks[i]),
-                        int(self.spot_ticks[i]), int(self.od_ticks[i]))
+                        int(self.spot_ticks[i]), int(self.od_ticks[i]), int(self.restarts[i]),
+                        int(self.preemptions[i]), int(self.switches[i]))
                 for i in range(len(self.scenarios))]
 
     def late(self) -> BoolArray:
