@@ -1,33 +1,37 @@
 """A client for one model through litellm: timeouts, retries with backoff, usage and cost.
 
-litellm is imported on the first call only (it costs seconds and ~160 MB), in the process
-that calls the LLM. Retryable failures (429, 408, 409, 5xx, timeouts, dropped connections)
-are retried with exponential backoff; a final one (a bad key, an unknown model, missing
-credentials, a malformed request: adrs/llm/failures.py) raises `LLMRejected` at once: a
+`RetryingClient` is the call loop every model client shares; `LiteLLMClient` sends through
+litellm (any provider), adrs/llm/openai_client.py through the openai client (OpenAI-
+compatible endpoints, a third of litellm's CPU per call). litellm is imported on the first
+call only (it costs seconds and ~160 MB), in the process that calls the LLM; `setup` starts
+that import in the background as soon as the run's proposer is built. Retryable failures
+(429, 408, 409, 5xx, timeouts, dropped connections) are retried with exponential backoff;
+a final one (a bad key, an unknown model, missing credentials, a malformed request:
+adrs/llm/failures.py) raises `LLMRejected` at once: a
 UserError, so the run stops with one line and exit code 2. The clients of one run share a
 `Halt`: once a call failed for good, no client sends another request (calls in flight
-finish). The key is read from the environment for every call, never stored, and removed
-from every error message.
+finish). The key is read from the environment for every call, never stored by adrs (the
+library's connection holds it), and removed from every error message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from adrs.config.llm import ModelConfig
 from adrs.errors import UserError
 from adrs.llm.failures import describe_failure, retryable
 from adrs.llm.mutator import LLMReply, LLMRequest, Message
+from adrs.llm.prices import Prices, litellm_prices
 from adrs.llm.provider import MissingKey, import_litellm, read_key
 from adrs.types import LLMUsage
 
 __all__ = ["CallSettings", "Halt", "LLMRejected", "LLMUnavailable", "LiteLLMClient",
-           "MissingKey", "call_cost", "import_litellm", "read_key", "to_chat"]
+           "MissingKey", "RetryingClient", "import_litellm", "read_key", "to_chat"]
 
 MAX_BACKOFF_S = 30.0
 
@@ -68,8 +72,10 @@ def to_chat(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-class LiteLLMClient:
-    """An LLMClient for one configured model."""
+class RetryingClient:
+    """The call loop of an LLMClient for one configured model: the key read for every
+    request, retries with backoff, a final failure trips the run's `Halt`. Subclasses send
+    one request (`_send`), raising the library's exception on failure."""
 
     def __init__(self, model: ModelConfig, settings: CallSettings,
                  halt: Halt | None = None) -> None:
@@ -84,13 +90,14 @@ class LiteLLMClient:
             raise
 
     async def _complete(self, request: LLMRequest) -> LLMReply:
-        litellm = import_litellm()
         attempt = 0
         while True:
             self._halt.check()  # before every request, retries included
             key = read_key(self.model)
             try:
-                response = await litellm.acompletion(**self._arguments(request, key))
+                return await self._send(request, key)
+            except UserError:
+                raise
             except Exception as exc:
                 if not retryable(exc):
                     raise LLMRejected(describe_failure(self.model, exc, key, retried=0)) \
@@ -100,8 +107,40 @@ class LiteLLMClient:
                                                           retried=attempt)) from None
                 await asyncio.sleep(backoff(self._settings.retry_backoff_s, attempt))
                 attempt += 1
-                continue
-            return self._reply(litellm, response)
+
+    async def _send(self, request: LLMRequest, key: str | None) -> LLMReply:
+        raise NotImplementedError
+
+    def _usage(self, response: Any, cost: Callable[[int, int], float]) -> LLMReply:
+        """The reply's text and usage from an OpenAI-shaped response."""
+        choices = getattr(response, "choices", None) or []
+        text = (choices[0].message.content or "") if choices else ""
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return LLMReply(text, LLMUsage(model=self.model.name, prompt_tokens=prompt,
+                                       completion_tokens=completion,
+                                       cost_usd=cost(prompt, completion), calls=1))
+
+
+class LiteLLMClient(RetryingClient):
+    """An LLMClient for one configured model, through litellm (any provider).
+
+    The model's prices are looked up once (configured, else litellm's price map) and
+    every call's cost computed from its token counts, instead of litellm's per-call cost
+    lookup."""
+
+    def __init__(self, model: ModelConfig, settings: CallSettings,
+                 halt: Halt | None = None) -> None:
+        super().__init__(model, settings, halt)
+        self._prices: Prices | None = None
+
+    async def _send(self, request: LLMRequest, key: str | None) -> LLMReply:
+        litellm = import_litellm()
+        response = await litellm.acompletion(**self._arguments(request, key))
+        if self._prices is None:
+            self._prices = litellm_prices(litellm, self.model)
+        return self._usage(response, self._prices.cost)
 
     def _arguments(self, request: LLMRequest, key: str | None) -> dict[str, Any]:
         m = self.model
@@ -117,27 +156,6 @@ class LiteLLMClient:
         if key is not None:
             args["api_key"] = key
         return args
-
-    def _reply(self, litellm: ModuleType, response: Any) -> LLMReply:
-        choices = getattr(response, "choices", None) or []
-        text = (choices[0].message.content or "") if choices else ""
-        usage = getattr(response, "usage", None)
-        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion = int(getattr(usage, "completion_tokens", 0) or 0)
-        cost = call_cost(litellm, self.model, response, prompt, completion)
-        return LLMReply(text, LLMUsage(model=self.model.name, prompt_tokens=prompt,
-                                       completion_tokens=completion, cost_usd=cost, calls=1))
-
-
-def call_cost(litellm: ModuleType, model: ModelConfig, response: Any, prompt: int,
-              completion: int) -> float:
-    """Configured prices win; else litellm's bundled price map; else 0 (unknown price)."""
-    if model.price_in is not None and model.price_out is not None:
-        return prompt * model.price_in + completion * model.price_out
-    try:
-        return float(litellm.completion_cost(completion_response=response))
-    except Exception:  # litellm raises for models missing from its price map
-        return 0.0
 
 
 def backoff(base_s: float, attempt: int) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,17 +49,23 @@ def missing_credentials(exc: BaseException) -> bool:
     return bool(_MISSING_KEY.search(str(exc)))
 
 
-def unknown_model(exc: BaseException) -> bool:
+def _litellm_error(exc: BaseException, *names: str) -> bool:
+    """Whether `exc` is one of litellm's exceptions `names` (never when litellm is not
+    loaded: the openai client's failures do not import it)."""
+    if "litellm" not in sys.modules:
+        return False
     litellm = import_litellm()
-    return (isinstance(exc, litellm.NotFoundError | litellm.BadRequestError)
+    return isinstance(exc, tuple(getattr(litellm, name) for name in names))
+
+
+def unknown_model(exc: BaseException) -> bool:
+    return (_litellm_error(exc, "NotFoundError", "BadRequestError")
             or status_of(exc) == 404 or bool(_UNKNOWN_MODEL.search(str(exc))))
 
 
 def final(exc: BaseException) -> bool:
     """A failure no retry can fix: a rejected key, an unknown model, missing credentials."""
-    litellm = import_litellm()
-    if isinstance(exc, litellm.AuthenticationError | litellm.NotFoundError
-                  | litellm.BadRequestError):
+    if _litellm_error(exc, "AuthenticationError", "NotFoundError", "BadRequestError"):
         return True
     return missing_credentials(exc) or bool(_UNKNOWN_MODEL.search(str(exc)))
 
@@ -154,8 +161,7 @@ def describe_failure(model: ModelConfig, exc: BaseException, key: str | None, *,
 
 
 def _fix(model: ModelConfig, exc: BaseException) -> str:
-    litellm = import_litellm()
-    if isinstance(exc, litellm.AuthenticationError) or status_of(exc) in (401, 403):
+    if _litellm_error(exc, "AuthenticationError") or status_of(exc) in (401, 403):
         return f"check the key in {key_variable(model)}"
     if unknown_model(exc):
         return "check the model name (litellm form 'provider/model') and api_base"

@@ -1,7 +1,8 @@
 """Assembling the LLM proposer of a run from its configuration.
 
 The client stack, outermost first: budget guard (when `stop.budget_usd` is set), recorder
-(when `llm.record` is set), then the source: an ensemble of litellm clients, the manual
+(when `llm.record` is set), then the source: an ensemble of model clients (the openai
+client for `openai/...` models, litellm for the others: `model_client`), the manual
 client, or a replay of a recording. `ManagedMutator` adds the two optional hooks the
 controller calls: `observe(record, status)` for every applied record (live or replayed on
 resume), which feeds the adaptive ensemble and the budget, and `spent_usd`.
@@ -13,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from adrs.config.llm import mode_problem
+from adrs.config.llm import ModelConfig, mode_problem
 from adrs.config.run_config import RunConfig
 from adrs.engine.archive import AddStatus
 from adrs.engine.mutator import Mutator, OfflineMutator, Proposal, ProposalContext
@@ -23,7 +24,14 @@ from adrs.llm.client import CallSettings, Halt, LiteLLMClient
 from adrs.llm.ensemble import Arm, Ensemble
 from adrs.llm.manual import MANUAL_DIR, ManualClient
 from adrs.llm.mutator import LLMClient, LLMMutator
-from adrs.llm.provider import key_status
+from adrs.llm.openai_client import (
+    OpenAIClient,
+    import_openai,
+    openai_compatible,
+    openai_key_status,
+)
+from adrs.llm.preload import preload
+from adrs.llm.provider import import_litellm, key_status
 from adrs.llm.replay import RecordingClient, ReplayClient
 from adrs.store.database import CandidateRecord
 
@@ -78,6 +86,19 @@ def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
     return ManagedMutator(mutator, observers, guard, llm.proposals_in_flight)
 
 
+def model_client(model: ModelConfig, settings: CallSettings, halt: Halt) -> LLMClient:
+    """The client of one model: the openai client for `openai/...` models, litellm for
+    every other provider. Checks the key first (a missing key stops the run before the
+    first call, as `adrs doctor` says) and starts importing the library meanwhile."""
+    if openai_compatible(model):
+        openai_key_status(model)
+        preload("openai", import_openai)
+        return OpenAIClient(model, settings, halt)
+    preload("litellm", import_litellm)
+    key_status(model)
+    return LiteLLMClient(model, settings, halt)
+
+
 def _source(config: RunConfig, run_dir: Path,
             observers: list[Observe]) -> tuple[LLMClient, str]:
     llm = config.llm
@@ -90,10 +111,8 @@ def _source(config: RunConfig, run_dir: Path,
         assert llm.replay is not None  # checked by the config
         return ReplayClient(Path(llm.replay)), f"replaying LLM exchanges from {llm.replay}"
     settings = CallSettings(llm.timeout_s, llm.max_retries, llm.retry_backoff_s)
-    for model in llm.models:
-        key_status(model)  # a missing key stops the run before the first call (as doctor)
     halt = Halt()  # one final failure and no model gets another request
-    arms = [Arm(m.name, m.weight, LiteLLMClient(m, settings, halt)) for m in llm.models]
+    arms = [Arm(m.name, m.weight, model_client(m, settings, halt)) for m in llm.models]
     ensemble = Ensemble(arms, mode=llm.ensemble, seed=config.seed,
                         depth=config.pipeline_depth, deterministic=config.deterministic)
     observers.append(ensemble.observe)

@@ -1,0 +1,111 @@
+"""The openai client for `openai/...` models: same loop, failures, usage and key policy as
+the litellm client, against the real loopback server, and litellm is never loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai_server import FakeOpenAI, Reply
+
+from adrs.config.llm import ModelConfig
+from adrs.llm.client import CallSettings, Halt, LLMRejected, LLMUnavailable, MissingKey
+from adrs.llm.mutator import LLMRequest, Message
+from adrs.llm.openai_client import OpenAIClient, openai_compatible, openai_key_status
+from adrs.llm.prices import bundled_prices
+from adrs.llm.setup import model_client
+
+REQUEST = LLMRequest((Message("system", "be brief"), Message("user", "say hi")), 3, 0)
+
+
+def call(script: Any, monkeypatch: pytest.MonkeyPatch, retries: int = 3,
+         **model: Any) -> tuple[Any, FakeOpenAI]:
+    monkeypatch.setenv("CLIENT_KEY", "secret-key-value")
+    server = FakeOpenAI(script)
+    with server.running():
+        model.setdefault("api_key_env", "CLIENT_KEY")
+        client = OpenAIClient(ModelConfig("openai/m", api_base=server.url, **model),
+                              CallSettings(1.0, retries, 0.01))
+        try:
+            return asyncio.run(client.complete(REQUEST)), server
+        except Exception as exc:
+            return exc, server
+
+
+def test_openai_models_get_the_openai_client_and_others_litellm() -> None:
+    halt, settings = Halt(), CallSettings()
+    assert openai_compatible(ModelConfig("openai/gpt-4o-mini"))
+    assert not openai_compatible(ModelConfig("anthropic/claude-x"))
+    client = model_client(ModelConfig("openai/m", api_base="http://127.0.0.1:9/v1"),
+                          settings, halt)
+    assert isinstance(client, OpenAIClient)
+
+
+def test_usage_price_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    reply, server = call(lambda b, n: Reply(text="hello there"), monkeypatch,
+                         price_in=0.5, price_out=2.0)
+    seen = server.ok()[0]
+    assert reply.text == "hello there" and seen.model == "m"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (
+        seen.prompt_tokens, seen.completion_tokens)
+    assert reply.usage.cost_usd == seen.prompt_tokens * 0.5 + seen.completion_tokens * 2.0
+    assert seen.authorization == "Bearer secret-key-value"
+
+
+@pytest.mark.parametrize("fault", [Reply(429), Reply(503), Reply(text="late", delay_s=2.0)])
+def test_retryable_faults_are_retried(fault: Reply, monkeypatch: pytest.MonkeyPatch) -> None:
+    reply, server = call(lambda b, n: fault if n == 0 else Reply(text="hi"), monkeypatch)
+    assert reply.text == "hi" and len(server.seen) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_other_faults_stop_at_once(status: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    exc, server = call(lambda b, n: Reply(status), monkeypatch)
+    assert isinstance(exc, LLMRejected) and len(server.seen) == 1
+    assert "openai/m" in str(exc) and "secret-key-value" not in str(exc)
+
+
+def test_retries_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    exc, server = call(lambda b, n: Reply(503), monkeypatch, retries=2)
+    assert isinstance(exc, LLMUnavailable) and len(server.seen) == 3
+    assert "after 2 retries" in str(exc)
+
+
+def test_missing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(MissingKey, match="OPENAI_API_KEY is not set"):
+        openai_key_status(ModelConfig("openai/gpt-4o-mini"))
+    assert not openai_key_status(ModelConfig("openai/m", api_base="http://h/v1")).warn
+    exc, server = call(lambda b, n: Reply(text="hi"), monkeypatch, api_key_env=None)
+    assert isinstance(exc, LLMRejected) and "OPENAI_API_KEY" in str(exc) and not server.seen
+
+
+def test_unpriced_models_use_the_bundled_price_map() -> None:
+    assert bundled_prices(ModelConfig("openai/gpt-4o-mini")).prompt > 0
+    assert bundled_prices(ModelConfig("openai/no-such-model")).cost(10, 10) == 0.0
+
+
+def test_litellm_is_not_loaded(tmp_path: Path) -> None:
+    """A call through the openai client, and a retried failure, never import litellm."""
+    code = (
+        "import asyncio, sys\n"
+        "from openai_server import FakeOpenAI, Reply\n"
+        "from adrs.config.llm import ModelConfig\n"
+        "from adrs.llm.client import CallSettings\n"
+        "from adrs.llm.mutator import LLMRequest, Message\n"
+        "from adrs.llm.openai_client import OpenAIClient\n"
+        "s = FakeOpenAI(lambda b, n: Reply(503) if n == 0 else Reply(text='ok'))\n"
+        "with s.running():\n"
+        "    c = OpenAIClient(ModelConfig('openai/m', api_base=s.url, price_in=0.0,\n"
+        "                     price_out=0.0), CallSettings(2.0, 2, 0.01))\n"
+        "    r = asyncio.run(c.complete(LLMRequest((Message('user', 'x'),), 1, 0)))\n"
+        "print(r.text, 'litellm' in sys.modules)\n")
+    tests = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tests), "OPENAI_API_KEY": "k"},
+                         timeout=60, cwd=tmp_path)
+    assert out.stdout.split() == ["ok", "False"], out.stderr
