@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,11 @@ REAL_BEER = REPO / ".." / "shared" / "data" / "llm_sql" / "beer.csv"
 DATASETS = ("movies", "beer", "BIRD", "PDMX", "products")
 
 
-def evaluate(source: str, data_dir: Path | None = None) -> dict[str, object]:
+def evaluate(source: str, data_dir: Path | None = None,
+             **extra: object) -> dict[str, object]:
     problem = load_problem(str(ROOT))
     options = {"data_dir": str(data_dir)} if data_dir else {}
+    options.update(extra)
     result = run_job(EvalJob(str(ROOT), problem.spec.evaluator, source,
                              Limits(timeout_s=120), options=options))
     return {"valid": result.valid, "score": result.score, "metrics": result.metrics,
@@ -75,3 +79,32 @@ def test_ggr_on_the_real_beer_table_reproduces_the_published_figures() -> None:
     assert hit == pytest.approx(70.74, abs=0.1)
     assert hit == pytest.approx(70.7353, abs=1e-4)
     assert "- beer: hit rate 70.74% (original order 14.43%)" in str(result["feedback"])
+
+
+def test_initial_program_in_the_sandbox_under_the_lru_metric() -> None:
+    # metric=lru at the defaults (16,384 tokens, 16-token blocks): GGR's sorted rows keep
+    # their hits, except what block granularity loses on short prompts (beer rows are
+    # about 20 tokens, one full block).
+    result = evaluate(load_problem(str(ROOT)).initial_code, metric="lru")
+    assert result["valid"], result["error"]
+    metrics = result["metrics"]
+    assert isinstance(metrics, dict)
+    assert 0.55 <= metrics["hit_rate"] <= 0.70 and metrics["baseline_hit_rate"] < 0.03
+    assert 0.20 <= metrics["hit_rate_beer"] <= 0.35
+    assert str(result["feedback"]).startswith(
+        "Metric in force: lru: a prefix cache of 16,384 tokens in blocks of 16 tokens")
+
+
+@pytest.mark.parametrize(("option", "needle"), [
+    ("metric=fifo", "problem option metric='fifo': use --option metric=paper"),
+    ("cache_tokens=0", "problem option cache_tokens=0 must be a whole number of tokens"),
+    ("block_tokens=1.5", "problem option block_tokens=1.5 must be a whole number of tokens"),
+])
+def test_a_bad_metric_option_stops_eval_with_one_line(option: str, needle: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "adrs", "eval", "llm-sql",
+                           str(ROOT / "initial_program.py"), "--option", "metric=lru",
+                           "--option", option], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert needle in lines[0], lines[0]
