@@ -2,78 +2,67 @@
 
 The candidate's `get_best_schedule(workload, budget)` receives one workload as a list of
 transaction strings and a time budget in seconds, and returns an order: a permutation of
-the transaction indices. Every order is checked and its makespan computed here, with the
-trusted copy of the model (model.py); nothing the candidate reports is used. Each call is
-timed from this side and stopped after CALL_LIMIT_S.
+the transaction indices. The program answers every workload twice, in two fresh processes
+side by side (passes.py); each workload keeps the worse makespan of the two, so a program
+whose answer depends on the clock or on unseeded randomness scores no better than what it
+reproduces. Each call is stopped after CALL_LIMIT_S.
 
 Score (0-100, the form of the ADRS leaderboard): with S the total makespan of the
-sequential orders, B the total of the lower bounds and M the candidate's total,
-`100 * clip((S - M) / (S - E), 0, 1)` where E = B + 0.1 * (S - B). On the paper's
-workloads S = 537, B = 46, E = 95.1.
+sequential orders, B the total of the lower bounds (longest transactions) and M the
+candidate's total, `100 * clip((S - M) / (S - E), 0, 1)` where E = B + 0.1 * (S - B). On
+the paper's workloads S = 537, B = 46, E = 95.1.
+
+Feedback ranks the workloads by room: the makespan minus the best known makespan, or minus
+the key bound (bounds.py) where none is known or it has been beaten.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adrs.sandbox.candidate import CandidateFault
-
-from .model import makespan
+from .passes import Answer, PassError, VoidError, two_passes
 from .workloads import Workload
 
-ENTRY = "get_best_schedule"
 BUDGET_S = 2.0  # what the candidate is told it may spend per workload
 CALL_LIMIT_S = 10.0  # when a call is stopped: the budget plus room for a loaded machine
 OPTIMUM_SLACK = 0.1  # E sits this fraction of the way from the lower bound to S
 
 
-class ScheduleError(ValueError):
-    """The returned value is not a permutation of the workload's indices."""
-
-
 @dataclass(frozen=True)
 class Outcome:
-    """One workload's result: the makespan of the returned order and the call's time."""
+    """One workload's result: the makespan scored (the worse of the runs), the call's time
+    (the first run's), the other run's makespan and whether both returned one order."""
 
     workload: Workload
     makespan: int
     runtime_s: float
+    other_makespan: int | None = None
+    same_order: bool = True
+
+    @classmethod
+    def of(cls, workload: Workload, first: Answer, second: Answer | None) -> Outcome:
+        if second is None:
+            return cls(workload, first.makespan, first.runtime_s)
+        return cls(workload, max(first.makespan, second.makespan), first.runtime_s,
+                   min(first.makespan, second.makespan), first.order == second.order)
 
     @property
-    def ratio(self) -> float:
-        """Makespan relative to the sequential order's (below 1 is better than it)."""
-        return self.makespan / self.workload.sequential_makespan
+    def spread(self) -> int:
+        return 0 if self.other_makespan is None else self.makespan - self.other_makespan
 
+    @property
+    def makespans(self) -> str:
+        return f"{self.other_makespan} and {self.makespan}"
 
-def check_schedule(schedule: object, size: int) -> list[int]:
-    """`schedule` as a list of ints if it is a permutation of range(size), else
-    ScheduleError with a message for the LLM. Accepts a list, a tuple or a 1-D integer
-    numpy array (what the sandbox codec returns for one)."""
-    tolist = getattr(schedule, "tolist", None)
-    if callable(tolist) and getattr(getattr(schedule, "dtype", None), "kind", "") in "iu" \
-            and getattr(schedule, "ndim", 0) == 1:
-        schedule = tolist()
-    if not isinstance(schedule, list | tuple):
-        raise ScheduleError(f"returned {type(schedule).__name__}; expected a list of "
-                            f"transaction indices, each of 0..{size - 1} exactly once")
-    if len(schedule) != size:
-        raise ScheduleError(f"returned {len(schedule)} indices for {size} transactions; "
-                            f"expected each of 0..{size - 1} exactly once")
-    seen: dict[int, int] = {}
-    for position, index in enumerate(schedule):
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise ScheduleError(f"entry {position} is {index!r} ({type(index).__name__}); "
-                                "indices must be ints")
-        if not 0 <= index < size:
-            raise ScheduleError(f"entry {position} is {index}, outside 0..{size - 1}")
-        if index in seen:
-            raise ScheduleError(f"transaction {index} appears twice (entries {seen[index]} "
-                                f"and {position}); each must appear exactly once")
-        seen[index] = position
-    return list(schedule)
+    @property
+    def room(self) -> int:
+        """The makespan minus the best known one, or minus the key bound where none is
+        known or the best known has been beaten."""
+        known = self.workload.best_known
+        target = known if known is not None and known < self.makespan else self.workload.bound
+        return self.makespan - target
 
 
 def score(outcomes: Sequence[Outcome]) -> float:
@@ -88,45 +77,60 @@ def score(outcomes: Sequence[Outcome]) -> float:
 def evaluate_workloads(candidate: Any, workloads: Sequence[Workload],
                        budget_s: float = BUDGET_S,
                        limit_s: float = CALL_LIMIT_S) -> dict[str, Any]:
-    """Score `candidate` (a sandbox handle) on `workloads`, called in the order given."""
-    outcomes = []
-    for workload in workloads:
-        started = time.monotonic()
-        try:
-            schedule = candidate.call(ENTRY, list(workload.texts), budget_s, timeout_s=limit_s)
-        except CandidateFault as fault:
-            return {"valid": False, "error": f"on workload {workload.name}: {fault}"}
-        runtime = time.monotonic() - started
-        try:
-            order = check_schedule(schedule, len(workload))
-        except ScheduleError as exc:
-            return {"valid": False, "error": f"on workload {workload.name}, {ENTRY} {exc}"}
-        outcomes.append(Outcome(workload, makespan(workload.txns, order), runtime))
+    """Score `candidate` (a sandbox handle; anything else with `call` is run once) on
+    `workloads`, called in the order given."""
+    try:
+        first, second = two_passes(candidate, workloads, budget_s, limit_s)
+    except (PassError, VoidError) as exc:
+        return {"valid": False, "error": str(exc)}
+    outcomes = [Outcome.of(w, a, None if second is None else second[i])
+                for i, (w, a) in enumerate(zip(workloads, first, strict=True))]
     return {"score": score(outcomes), "metrics": metrics(outcomes),
             "feedback": feedback(outcomes)}
 
 
-def metrics(outcomes: Sequence[Outcome]) -> dict[str, float | int]:
-    """Total and per-workload makespans, the references, and the time the calls took."""
-    values: dict[str, float | int] = {
+def metrics(outcomes: Sequence[Outcome]) -> dict[str, float | int | bool]:
+    """Totals, then per workload `field[name]`: the makespan scored, the references, the
+    room, the time the call took; whether the two runs agreed."""
+    values: dict[str, float | int | bool] = {
         "makespan": sum(o.makespan for o in outcomes),
         "sequential_makespan": sum(o.workload.sequential_makespan for o in outcomes),
         "lower_bound": sum(o.workload.lower_bound for o in outcomes),
         "runtime_s": round(sum(o.runtime_s for o in outcomes), 4),
+        "reproducible": all(o.same_order for o in outcomes),
+        "makespan_spread": sum(o.spread for o in outcomes),
     }
     for o in outcomes:
-        values[f"makespan_{o.workload.name}"] = o.makespan
-        values[f"runtime_s_{o.workload.name}"] = round(o.runtime_s, 4)
+        name = o.workload.name
+        values[f"makespan[{name}]"] = o.makespan
+        values[f"bound[{name}]"] = o.workload.bound
+        if o.workload.best_known is not None:
+            values[f"best_known[{name}]"] = o.workload.best_known
+        values[f"room[{name}]"] = o.room
+        values[f"runtime_s[{name}]"] = round(o.runtime_s, 4)
     return values
 
 
 def feedback(outcomes: Sequence[Outcome]) -> str:
-    """Per-workload figures, and the workload that gained least on the sequential order."""
-    lines = [f"{o.workload.name}: makespan {o.makespan} (sequential order "
-             f"{o.workload.sequential_makespan}, lower bound {o.workload.lower_bound}), "
-             f"{o.runtime_s:.2f} s" for o in outcomes]
-    worst = max(outcomes, key=lambda o: o.ratio)
-    note = " (worse than running it in the given order)" if worst.ratio > 1 else ""
-    lines.append(f"Worst workload: {worst.workload.name}, at {worst.ratio:.0%} of its "
-                 f"sequential order's makespan{note}.")
+    """A line per workload, the ranking by room, and a warning if the runs disagreed."""
+    lines = [_line(o) for o in outcomes]
+    ranked = sorted(outcomes, key=lambda o: -o.room)
+    lines.append("Room (makespan - best known, or - bound): " + ", ".join(
+        f"{o.workload.name} {o.room}" for o in ranked) + f"; most to gain on "
+        f"{ranked[0].workload.name}.")
+    unstable = [o for o in outcomes if not o.same_order]
+    if unstable:
+        lines.append("Not reproducible: a second run in a fresh process returned other "
+                     "orders (" + ", ".join(f"{o.workload.name}: {o.makespans}"
+                                           for o in unstable)
+                     + "); each workload scores the worse. Seed random choices and bound "
+                     "searches by counts, not by the clock.")
     return "\n".join(lines)
+
+
+def _line(o: Outcome) -> str:
+    w = o.workload
+    known = f"best known {w.best_known}; " if w.best_known is not None else ""
+    worse = ", worse" if o.makespan > w.sequential_makespan else ""
+    return (f"{w.name}: makespan {o.makespan} (given order {w.sequential_makespan}{worse}; "
+            f"{known}bound {w.bound}), {o.runtime_s:.2f} s")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from adrs.errors import UserError
 
+from .bounds import BEST_KNOWN, digest, key_bound
 from .model import Txn, lower_bound, makespan, parse_txn
 
 PAPER_NAMES = ("WORKLOAD_1", "WORKLOAD_2", "WORKLOAD_3")
@@ -61,7 +62,18 @@ class Workload:
 
     @functools.cached_property
     def lower_bound(self) -> int:
+        """The longest transaction (the bound of the score's formula)."""
         return lower_bound(self.txns)
+
+    @functools.cached_property
+    def bound(self) -> int:
+        """A tighter lower bound: bounds.key_bound."""
+        return key_bound(self.txns)
+
+    @functools.cached_property
+    def best_known(self) -> int | None:
+        """The best makespan known for these transactions (bounds.BEST_KNOWN), if any."""
+        return BEST_KNOWN.get(digest(self.texts))
 
 
 # ------------------------------------------------------------------------------ the file

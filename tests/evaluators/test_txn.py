@@ -3,6 +3,8 @@ re-statement of the model, workloads (file and generators), validation and scori
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import random
 from pathlib import Path
@@ -13,14 +15,9 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.evaluators.txn import WORKLOADS_OPTION, configured_workloads
-from adrs.evaluators.txn.evaluator import (
-    Outcome,
-    ScheduleError,
-    check_schedule,
-    evaluate_workloads,
-    score,
-)
+from adrs.evaluators.txn.evaluator import Outcome, evaluate_workloads, score
 from adrs.evaluators.txn.model import Timeline, Txn, lower_bound, makespan, parse_txn
+from adrs.evaluators.txn.passes import Answer, ScheduleError, check_schedule, two_passes
 from adrs.evaluators.txn.workloads import (
     HotKeys,
     Workload,
@@ -291,11 +288,17 @@ def test_the_evaluator_recomputes_the_makespan_of_the_returned_order() -> None:
               "    return list(reversed(range(len(workload))))\n")
     result = run(source, SMALL)
     metrics = result["metrics"]
-    assert metrics["makespan_A"] == 3  # w-2 * and w-1 * at 1, then w-1 * at 2
-    assert metrics["makespan_B"] == 5  # r-1 at 1, w-1 at 2, r-1 * * at 3
+    assert metrics["makespan[A]"] == 3  # w-2 * and w-1 * at 1, then w-1 * at 2
+    assert metrics["makespan[B]"] == 5  # r-1 at 1, w-1 at 2, r-1 * * at 3
     assert (metrics["makespan"], metrics["sequential_makespan"]) == (8, 3 + 3)
     assert metrics["lower_bound"] == 2 + 3 and result["score"] == 0.0
-    assert "Worst workload: B, at 167%" in result["feedback"]
+    # Key 1 of A: two writes, no read, offset 0, tail 1: 3. Of B: one write, read: 0+1+1+0.
+    assert (metrics["bound[A]"], metrics["bound[B]"]) == (3, 3)
+    assert (metrics["room[A]"], metrics["room[B]"]) == (0, 2)
+    assert metrics["reproducible"] is True and metrics["makespan_spread"] == 0
+    assert "B: makespan 5 (given order 3, worse; bound 3)" in result["feedback"]
+    assert "Room (makespan - best known, or - bound): B 2, A 0; most to gain on B." \
+        in result["feedback"]
 
 
 def test_a_schedule_that_is_not_a_permutation_is_invalid_and_named() -> None:
@@ -313,3 +316,105 @@ def test_a_call_past_the_limit_is_invalid() -> None:
     result = run(source, SMALL, limit_s=0.5)
     assert result["valid"] is False
     assert "on workload A" in result["error"] and "timed out after 0.5 s" in result["error"]
+
+
+# ------------------------------------------------------------------- bounds and best known
+@pytest.mark.parametrize(("texts", "bound"), [
+    (("w-1 *", "w-1 *", "w-2 *"), 3),     # key 1: 0 + 2 writes + 1 tail
+    (("r-1 * *", "w-1", "r-1"), 3),       # the longest transaction
+    (("r-1", "r-1", "r-1"), 1),           # reads share one time
+    (("* w-1 *",) * 4, 1 + 4 + 1),        # offset 1, four writes, tail 1
+    (("r-1 * * * * * * * w-2", "r-2 * * * * * * * w-1"), 9),
+])
+def test_the_key_bound(texts: tuple[str, ...], bound: int) -> None:
+    assert Workload.from_texts("K", texts).bound == bound
+
+
+def test_no_order_beats_the_key_bound() -> None:
+    rng = random.Random(3)
+    for workload in generate_workloads(0):
+        best = min(makespan(workload.txns, rng.sample(range(len(workload)), len(workload)))
+                   for _ in range(30))
+        assert workload.lower_bound <= workload.bound <= best
+    small = [Workload.from_texts("S", [" ".join(rng.choice(["r-1", "w-1", "r-2", "w-2", "*"])
+                                                for _ in range(rng.randint(1, 4)))
+                                       for _ in range(5)]) for _ in range(40)]
+    for w in small:  # exhaustive: every order of five transactions
+        assert w.bound <= min(makespan(w.txns, o) for o in itertools.permutations(range(5)))
+
+
+@needs_real
+def test_the_paper_workloads_have_their_best_known_makespans() -> None:
+    assert [w.best_known for w in load_workloads(REAL)] == [162, 33, 33]
+    assert [w.bound for w in load_workloads(REAL)] == [67, 22, 18]
+
+
+def test_room_counts_from_the_best_known_until_it_is_beaten() -> None:
+    workload = Workload.from_texts("W", ["w-1 *", "w-1 *", "w-2 *"])  # bound 3
+    known = dataclasses.replace(workload)
+    object.__setattr__(known, "best_known", 4)
+    assert Outcome(known, 6, 0.0).room == 2 and Outcome(known, 4, 0.0).room == 1
+    assert Outcome(workload, 6, 0.0).room == 3
+
+
+# ------------------------------------------------------------------- reproducibility
+def test_the_worse_of_two_runs_is_scored() -> None:
+    workload = SMALL[0]
+    first, second = Answer((0, 1, 2), 3, 0.1), Answer((2, 1, 0), 5, 0.2)
+    outcome = Outcome.of(workload, first, second)
+    assert (outcome.makespan, outcome.other_makespan, outcome.same_order) == (5, 3, False)
+    assert Outcome.of(workload, second, first).makespan == 5
+    assert score([outcome]) == score([Outcome(workload, 5, 0.0)])
+    assert Outcome.of(workload, first, first).same_order
+
+
+CHANCE = ("import random\n"
+          "def get_best_schedule(workload, budget):\n"
+          "    order = list(range(len(workload)))\n"
+          "    random.SystemRandom().shuffle(order)\n"
+          "    return order\n")
+
+
+def test_a_program_whose_answer_depends_on_chance_scores_its_worse_run() -> None:
+    workloads = generate_workloads(0)
+    result = run(CHANCE, workloads)
+    metrics = result["metrics"]
+    assert metrics["reproducible"] is False  # two shuffles of 100 never agree
+    assert "Not reproducible: a second run in a fresh process" in result["feedback"]
+    assert metrics["makespan_spread"] >= 0 and len(result["feedback"]) < 2000
+
+
+CLOCK = ("import time\n"
+         "def get_best_schedule(workload, budget):\n"
+         "    import harness\n"
+         "    txns = harness.parse_workload(workload)\n"
+         "    order, stop = list(range(len(txns))), time.perf_counter() + 0.2\n"
+         "    best, span, k = list(order), harness.makespan(txns, order), 0\n"
+         "    while time.perf_counter() < stop:  # improves for as long as the clock allows\n"
+         "        k += 1\n"
+         "        i, j = k * 7919 % len(order), k * 104729 % len(order)\n"
+         "        order[i], order[j] = order[j], order[i]\n"
+         "        s = harness.makespan(txns, order)\n"
+         "        if s <= span:\n"
+         "            best, span = list(order), s\n"
+         "        else:\n"
+         "            order[i], order[j] = order[j], order[i]\n"
+         "    return best\n")
+
+
+def test_a_search_sized_by_the_clock_scores_no_better_than_either_run() -> None:
+    workloads = generate_workloads(0)
+    with Candidate(CLOCK, Limits(timeout_s=30), harness=str(HARNESS)) as candidate:
+        first, second = two_passes(candidate, workloads, 2.0, 10.0)
+    assert second is not None
+    alone = [score([Outcome(w, a.makespan, 0.0) for w, a in zip(workloads, run_, strict=True)])
+             for run_ in (first, second)]
+    both = score([Outcome.of(w, a, b) for w, a, b in zip(workloads, first, second,
+                                                          strict=True)])
+    assert 0 < both <= min(alone)
+
+
+def test_a_fault_in_the_runs_is_invalid_and_names_the_workload() -> None:
+    source = "def get_best_schedule(workload, budget):\n    raise ValueError('nope')\n"
+    result = run(source, SMALL)
+    assert result["valid"] is False and result["error"].startswith("on workload A")

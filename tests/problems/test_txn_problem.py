@@ -54,11 +54,13 @@ def test_initial_program_in_the_sandbox_is_valid_and_seeded() -> None:
     assert first.valid, first.error
     assert first.metrics == {**second.metrics, **{k: v for k, v in first.metrics.items()
                                                   if k.startswith("runtime_s")}}
+    assert first.metrics["reproducible"] is True and first.metrics["makespan_spread"] == 0
     sequential = sum(w.sequential_makespan for w in generate_workloads(0))
     assert first.metrics["sequential_makespan"] == sequential
     assert first.score is not None and 0 < first.score < 100
     assert first.metrics["makespan"] < sequential
-    assert "Worst workload: W" in first.feedback
+    assert "Room (makespan - best known, or - bound): W" in first.feedback
+    assert "Not reproducible" not in first.feedback
 
 
 @needs_real
@@ -68,7 +70,8 @@ def test_initial_program_on_the_paper_workloads_scores_352() -> None:
         result = evaluate_workloads(candidate, load_workloads(REAL))
     metrics = result["metrics"]
     # Seed 42 reproduces the reference program's 244 / 55 / 53 (PROBLEMS.md 5.6).
-    assert [metrics[f"makespan_W{i}"] for i in (1, 2, 3)] == [244, 55, 53]
+    assert [metrics[f"makespan[W{i}]"] for i in (1, 2, 3)] == [244, 55, 53]
+    assert [metrics[f"room[W{i}]"] for i in (1, 2, 3)] == [244 - 162, 55 - 33, 53 - 33]
     assert 350 <= metrics["makespan"] <= 380
     assert metrics["sequential_makespan"] == 537 and metrics["lower_bound"] == 46
     assert result["score"] == pytest.approx(100 * (537 - 352) / (537 - 95.1))
