@@ -42,6 +42,11 @@ STD_WEIGHT = 0.25
 ACCOUNTING_OPTION = "accounting"
 ACCOUNTINGS = ("faithful", "reference")
 WORST_SHOWN = 5
+ACCOUNTING_LINES = {  # what a region switch costs, as the task statement describes it
+    False: "Accounting: faithful (a switch leaves the running instance; the next launch "
+           "pays the restart overhead; late runs are rejected).",
+    True: "Accounting: reference (a switch moves the running instance for free; spot "
+          "ticks are billed at the final region's price; late runs are only counted)."}
 
 
 def lb_score(mean_cost: float) -> float:
@@ -130,6 +135,7 @@ def score_multi(scenarios: Sequence[Scenario], outcomes: Sequence[Outcome],
         metrics[f"cost[{name}]"] = round(run_costs[name], 4)
         metrics.update(b.metrics(name, regions=True))
     feedback = "\n".join((
+        ACCOUNTING_LINES[reference],
         f"Mean over scenarios ${avg:.2f}; per scenario: "
         + "; ".join(f"{g} (${m:.2f})" for g, m in means.items()) + ".",
         _behaviour_line(everything, regions=True),

@@ -61,7 +61,9 @@ class Env:
         return self._has_spot
 
     def switch_region(self, region: int) -> None:
-        """Move to `region` from the next tick on (the running instance is left)."""
+        """Move to `region` from the next tick on. Under the default accounting the running
+        instance is left behind (the next launch pays the restart overhead); under
+        reference accounting it moves along for free (the task statement has both)."""
         if isinstance(region, bool) or not isinstance(region, int) \
                 or not 0 <= region < self._num_regions:
             raise ValueError(f"switch_region({region!r}): regions are 0..{self._num_regions - 1}")

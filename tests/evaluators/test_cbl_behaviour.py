@@ -104,3 +104,4 @@ def test_metrics_are_per_scenario_and_per_run_and_the_feedback_is_short() -> Non
     assert {k[9:-1] for k in multi["metrics"] if k.startswith("switches[")} == runs
     assert {k[5:-1] for k in multi["metrics"] if k.startswith("cost[")} >= runs
     assert len(multi["feedback"]) < 2000 and "region switches" in multi["feedback"]
+    assert multi["feedback"].startswith("Accounting: reference (a switch moves")

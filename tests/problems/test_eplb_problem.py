@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,8 @@ def test_adrs_eval_scores_the_initial_program_at_the_calibrated_balance(
     assert 0.68 < metrics["gpu_balancedness"] < 0.76
     assert 0.25 < metrics["slot_balancedness"] < 0.33
     assert metrics["windows"] == 11 and metrics["t_ms"] > 0
+    named = set(re.findall(r"`(\w+)`", problem.task))  # every metric is defined there
+    assert sorted({re.sub(r"_w\d\d$", "_wNN", k) for k in metrics} - named) == []
     assert result["score"] == pytest.approx(
         90 * metrics["gpu_balancedness"] + metrics["speed_points"] - metrics["penalty"],
         abs=1e-3)

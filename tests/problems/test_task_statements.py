@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from adrs.cli.authoring import user_only_mentions
+from adrs.evaluators.cbl.evaluate import run_multi, run_single
+from adrs.evaluators.cbl.lockstep import LocalPrograms
+from adrs.evaluators.txn.evaluator import evaluate_workloads
+from adrs.evaluators.txn.workloads import generate_workloads
 from adrs.problem.spec import bundled_root, load_problem
+from adrs.sandbox.candidate import Candidate, Limits
 
 BUNDLED = sorted(p.name for p in bundled_root().iterdir() if (p / "problem.yaml").is_file())
 # Where data lives, which only a user can act on.
@@ -41,3 +48,45 @@ def test_the_readme_documents_the_options_for_users(name: str) -> None:
     for option in problem.spec.options:
         assert f"--option {option}=" in readme, (name, option)
     assert readme.strip() != problem.task.strip()
+
+
+# The problems whose statements define their limits and metrics (issue 16).
+EXPLAINED = ("cbl", "cbl-multi", "txn", "eplb")
+
+
+@pytest.mark.parametrize("name", EXPLAINED)
+def test_the_task_statement_states_the_evaluations_time_limit(name: str) -> None:
+    problem = load_problem(name)
+    timeout = problem.spec.defaults["evaluation"]["limits"]["timeout_s"]
+    assert f"must finish within {timeout:g} s" in problem.task \
+        or f"the whole evaluation after {timeout:g} s" in problem.task
+
+
+def family(key: str) -> str:
+    """A metric's name without its subject: `room[W1]` -> `room`, `gpu_w03` -> `gpu_wNN`."""
+    return re.sub(r"_w\d\d$", "_wNN", key.split("[")[0])
+
+
+def _cbl(name: str) -> Callable[[], dict[str, Any]]:
+    program = LocalPrograms(load_problem(name).root / "initial_program.py")
+    if name == "cbl":
+        return lambda: run_single(program, None)
+    return lambda: run_multi(program, None, reference=False)
+
+
+def _txn() -> dict[str, Any]:
+    problem = load_problem("txn")
+    assert problem.spec.harness is not None
+    with Candidate(problem.initial_code, Limits(timeout_s=30),
+                   harness=str(problem.root / problem.spec.harness)) as candidate:
+        result: dict[str, Any] = evaluate_workloads(candidate, generate_workloads(0))
+    return result
+
+
+@pytest.mark.parametrize(("name", "evaluate"), [
+    ("cbl", _cbl("cbl")), ("cbl-multi", _cbl("cbl-multi")), ("txn", _txn)])
+def test_the_task_statement_defines_every_metric(
+        name: str, evaluate: Callable[[], dict[str, Any]]) -> None:
+    task = load_problem(name).task
+    named = set(re.findall(r"`(\w+)[`\[]", task)) | {"avg_cost_T70h", "avg_cost_T92h"}
+    assert sorted({family(k) for k in evaluate()["metrics"]} - named) == []
