@@ -23,6 +23,13 @@ class ArchiveConfig:
     num_top_inspirations: int = 3
     num_diverse_inspirations: int = 2
     qd_offset: float = 0.0
+    # Progress-aware exploration (issue 16): islands still at the start take each new best
+    # that beats the initial program; an island drops the initial program once it holds a
+    # better one; a valid program whose score and metrics equal an earlier one's takes no
+    # archive place (it is stored, marked as a behavioural duplicate).
+    seed_stalled_islands: bool = True
+    retire_initial: bool = True
+    behaviour_dedup: bool = True
 
     def __post_init__(self) -> None:
         # A list from a config file is accepted; the stored value is always a tuple.
@@ -35,6 +42,9 @@ class ArchiveConfig:
         _check_int("num_top_inspirations", self.num_top_inspirations, 0, "use 0 for none")
         _check_int("num_diverse_inspirations", self.num_diverse_inspirations, 0,
                    "use 0 for none")
+        for name in ("seed_stalled_islands", "retire_initial", "behaviour_dedup"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not 0.0 <= self.exploit_ratio <= 1.0:
             raise ValueError(f"exploit_ratio must be between 0 and 1, got {self.exploit_ratio!r}"
                              "; for example 0.7 exploits 70% of the time")

@@ -7,7 +7,14 @@
 - `adrs.engine.sampling.Sampler`: parent (exploit/explore), inspirations (top, diverse)
   and crossover mate, drawn from a caller's rng;
 - `adrs.engine.migration.RingMigration`: every N add() calls, each island's best elites
-  are copied into the next island.
+  are copied into the next island;
+- `adrs.engine.migration.StalledSeeding`: a new best that beats the initial program is
+  copied into every island still stuck at the start (``seed_stalled_islands``).
+
+Two rules keep a short run from circling the initial program: islands drop it once they
+hold something better (``retire_initial``), and a valid program whose score and metrics
+equal those of a program offered before is a behavioural duplicate (``behaviour_dedup``):
+counted, never given a cell, and named by `Archive.twin_of` so callers can mark it.
 
 The archive is a pure function of the sequence of `Archive.add` calls and of the rngs handed
 to `Archive.sample`: nothing iterates over a set or depends on hash order, and every tie is
@@ -20,15 +27,20 @@ programs); per-island rankings are kept in step and the list of all elites is ca
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from adrs.code.features import Binning
 from adrs.config.archive import ArchiveConfig
 from adrs.engine.islands import AddStatus, ArchiveStats, Cell, IslandGrid
-from adrs.engine.migration import RingMigration
+from adrs.engine.migration import RingMigration, StalledSeeding
 from adrs.engine.sampling import Sampler, Selection
-from adrs.types import Program
+from adrs.store.database import CandidateRecord
+from adrs.types import MetricValue, Program
 
-__all__ = ["AddStatus", "Archive", "ArchiveConfig", "ArchiveStats", "Cell", "Selection"]
+Behaviour = tuple[float, tuple[tuple[str, MetricValue], ...]]
+
+__all__ = ["AddStatus", "Archive", "ArchiveConfig", "ArchiveStats", "Cell", "Selection",
+           "behaviour_marked"]
 
 
 class Archive:
@@ -42,23 +54,45 @@ class Archive:
     def __init__(self, config: ArchiveConfig, seed: int = 0) -> None:
         self.config = config
         self.seed = seed
-        self.grid = IslandGrid(config.islands, config.features, qd_offset=config.qd_offset)
+        self.grid = IslandGrid(config.islands, config.features, qd_offset=config.qd_offset,
+                               retire_initial=config.retire_initial)
         self.sampler = Sampler(self.grid, exploit_ratio=config.exploit_ratio,
                                elite_pool=config.elite_pool,
                                num_top_inspirations=config.num_top_inspirations,
                                num_diverse_inspirations=config.num_diverse_inspirations)
         self.migration = RingMigration(self.grid, interval=config.migration_interval,
                                        size=config.migration_size)
+        self.seeding = StalledSeeding(self.grid) if config.seed_stalled_islands else None
+        self._behaviours: dict[Behaviour, int] = {}  # score and metrics -> first program id
 
     def add(self, program: Program) -> AddStatus:
         """Offer ``program`` to the grid of ``program.island``; may trigger a migration.
 
-        Invalid programs are counted and never stored. Migration runs after every
+        Invalid programs are counted and never stored, nor are behavioural duplicates
+        (`twin_of`). A new best may seed stalled islands; migration runs after every
         ``migration_interval``-th call, whatever the verdicts were.
         """
-        status = self.grid.add(program)
+        previous_best = self.grid.best
+        twin = self.twin_of(program)
+        if twin is None and program.result.valid and self.config.behaviour_dedup:
+            key = _behaviour(program)
+            if key is not None:
+                self._behaviours.setdefault(key, program.id)
+        status = self.grid.add(program, store=twin is None)
+        if self.seeding is not None:
+            self.seeding.after_add(program, previous_best)
         self.migration.after_add()
         return status
+
+    def twin_of(self, program: Program) -> int | None:
+        """The id of an earlier program offered to the archive whose score and metrics all
+        equal those of ``program`` (a behavioural duplicate); None when there is none, when
+        ``program`` is invalid or has no metrics, or with ``behaviour_dedup`` off."""
+        if not self.config.behaviour_dedup or not program.result.valid:
+            return None
+        key = _behaviour(program)
+        twin = None if key is None else self._behaviours.get(key)
+        return None if twin == program.id else twin
 
     def sample(self, island: int, rng: random.Random) -> Selection:
         """A parent from ``island``, inspirations and a crossover mate (see `Sampler`).
@@ -76,6 +110,11 @@ class Archive:
     def best(self) -> Program | None:
         """The best valid program stored (ties: lower id); None before any."""
         return self.grid.best
+
+    @property
+    def seed_copies(self) -> int:
+        """How many copies of a new best stalled islands have received."""
+        return 0 if self.seeding is None else self.seeding.copies
 
     @property
     def migrations(self) -> int:
@@ -102,3 +141,23 @@ class Archive:
     def bins_of(self, program: Program) -> Cell:
         """The cell ``program`` falls in under the current binning (ranges unchanged)."""
         return self.grid.bins_of(program)
+
+
+def _behaviour(program: Program) -> Behaviour | None:
+    """What two programs with the same behaviour share: the score and every metric; None
+    without metrics (a score alone says too little to call two programs the same)."""
+    metrics = program.result.metrics
+    if not metrics:
+        return None
+    return (program.score, tuple(sorted(metrics.items())))
+
+
+def behaviour_marked(record: CandidateRecord, archive: Archive) -> CandidateRecord:
+    """`record` with a note naming its behavioural twin when `archive` will give it no
+    place for that reason (the store and the dashboard show the note); else unchanged."""
+    program = record.program()
+    twin = None if program is None else archive.twin_of(program)
+    if twin is None:
+        return record
+    note = f"behavioural duplicate of #{twin}: same score and metrics, no archive place"
+    return record if note in record.notes else replace(record, notes=(*record.notes, note))

@@ -31,6 +31,8 @@ class AddStatus(Enum):
     NEW = "new"  # it filled an empty cell
     IMPROVED = "improved"  # it replaced a worse elite
     NOT_ADDED = "not_added"  # invalid, or not strictly better than the cell's elite
+    # valid, but its metrics equal those of a program offered before: no archive place
+    BEHAVIOUR_DUPLICATE = "behaviour_duplicate"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,19 @@ class _Island:
         bisect.insort(self.ranked, elite, key=_rank_key)
         return AddStatus.NEW if incumbent is None else AddStatus.IMPROVED
 
+    def retire_initial(self, score: float) -> bool:
+        """Drop the initial program's elite when it scores below ``score``; True if dropped.
+
+        The initial program is the start, not an idea: once the island holds something
+        better it would only ask the same question again as a parent or an inspiration.
+        """
+        for cell, elite in list(self.cells.items()):
+            if elite.program.edit_kind == "initial" and elite.program.score < score:
+                del self.cells[cell]
+                self._unrank(elite)
+                return True
+        return False
+
     def _unrank(self, elite: Elite) -> None:
         index = bisect.bisect_left(self.ranked, _rank_key(elite), key=_rank_key)
         while self.ranked[index] is not elite:  # only if a caller reused an id
@@ -136,12 +151,16 @@ class IslandGrid:
 
     Feed it with `add` in a fixed order; `place` stores an elite whose features are already
     known (migration uses it). ``qd_offset`` is subtracted from every score in the QD score.
+    With ``retire_initial`` an island drops the initial program (edit kind "initial") as
+    soon as it holds a program that scores higher (see `_Island.retire_initial`).
     """
 
-    def __init__(self, count: int, dims: tuple[FeatureDim, ...], qd_offset: float = 0.0) -> None:
+    def __init__(self, count: int, dims: tuple[FeatureDim, ...], qd_offset: float = 0.0,
+                 *, retire_initial: bool = False) -> None:
         self.count = count
         self.dims = dims
         self.qd_offset = qd_offset
+        self.retire_initial = retire_initial
         self._islands = [_Island() for _ in range(count)]
         # Observed (min, max) per dimension over valid programs; None until one is seen.
         self._observed: list[tuple[float, float] | None] = [None] * len(dims)
@@ -153,26 +172,32 @@ class IslandGrid:
 
     # ----------------------------------------------------------------- adding programs
 
-    def add(self, program: Program) -> AddStatus:
+    def add(self, program: Program, *, store: bool = True) -> AddStatus:
         """Offer ``program`` to the grid of ``program.island``.
 
         Invalid programs are counted and never stored; valid ones widen the adaptive
-        ranges (re-binning every island if a range moved) before they are placed.
+        ranges (re-binning every island if a range moved) before they are placed. With
+        ``store`` False a valid program is only counted (a behavioural duplicate).
         """
         self.check_island(program.island)
         self._added += 1
         if not program.result.valid:
             return AddStatus.NOT_ADDED
         self._valid += 1
+        if not store:
+            return AddStatus.BEHAVIOUR_DUPLICATE
         features = feature_values(program, self.dims)
         self._observe(features)
         return self.place(program.island, Elite(program, features))
 
     def place(self, island: int, elite: Elite) -> AddStatus:
         """Store ``elite`` on ``island`` under the current binning; ranges are unchanged."""
-        status = self._islands[island].place(_cell_of(elite.features, self._binnings), elite)
+        grid = self._islands[island]
+        status = grid.place(_cell_of(elite.features, self._binnings), elite)
         if status is not AddStatus.NOT_ADDED:
             self._all = None
+            if self.retire_initial and elite.program.edit_kind != "initial":
+                grid.retire_initial(elite.program.score)
             if self._best is None or _beats(elite.program, self._best):
                 self._best = elite.program
         return status
@@ -230,6 +255,13 @@ class IslandGrid:
             qd_score=math.fsum(score - self.qd_offset for score in scores),
             best_score=None if best is None else best.score,
             best_id=None if best is None else best.id)
+
+    def elite(self, program: Program) -> Elite | None:
+        """The stored elite of ``program`` on its island, or None when it holds no cell."""
+        for elite in self.ranked(program.island):
+            if elite.program.id == program.id:
+                return elite
+        return None
 
     def ranked(self, island: int) -> Sequence[Elite]:
         """The elites of ``island`` best first (ties: lower id). The grid's own list, not a

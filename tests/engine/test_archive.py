@@ -27,7 +27,10 @@ def prog(pid: int, score: float | None, x: float = 0.0, y: float = 0.0, island: 
 
 
 def config(**overrides: object) -> ArchiveConfig:
-    base: dict[str, object] = {"islands": 1, "features": XY, "migration_interval": 1000}
+    # The grid mechanics alone: progress-aware exploration is tested in test_exploration.py.
+    base: dict[str, object] = {"islands": 1, "features": XY, "migration_interval": 1000,
+                               "seed_stalled_islands": False, "retire_initial": False,
+                               "behaviour_dedup": False}
     base.update(overrides)
     return ArchiveConfig(**base)  # type: ignore[arg-type]
 
@@ -334,7 +337,8 @@ def test_a_seeded_history_is_pinned() -> None:
     archive = Archive(ArchiveConfig(
         islands=3, migration_interval=7, migration_size=2, elite_pool=3, exploit_ratio=0.6,
         num_top_inspirations=2, num_diverse_inspirations=2,
-        features=(FeatureDim("x", bins=4), FeatureDim("y", bins=3, lo=0.0, hi=3.0))))
+        features=(FeatureDim("x", bins=4), FeatureDim("y", bins=3, lo=0.0, hi=3.0)),
+        seed_stalled_islands=False, retire_initial=False, behaviour_dedup=False))
     trace: list[object] = []
     for pid in range(1, 121):
         score = None if gen.random() < 0.1 else float(gen.randint(0, 30))
