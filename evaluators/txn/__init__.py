@@ -8,7 +8,9 @@ eval` at once (exit 2, one line) instead of failing every candidate. Workloads a
 once per process and path.
 
 Modules: model.py (the makespan model; also loaded into the sandbox as `harness`),
-workloads.py (the file reader and the generators), evaluator.py (validation and scoring).
+workloads.py (the file reader and the generators), bounds.py (lower bounds and best known
+makespans), passes.py (the two runs side by side, validation), evaluator.py (scoring,
+metrics, feedback).
 """
 
 from __future__ import annotations
