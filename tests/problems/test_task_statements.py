@@ -24,7 +24,7 @@ DATA_PATHS = (r"/path/to\b", r"\bshared/data\b", r"\.tar\.gz\b", r"\b\w+\.(?:csv
 
 
 def test_every_bundled_problem_is_checked() -> None:
-    assert {"toy", "eplb", "cbl", "cbl-multi", "llm-sql", "txn"} <= set(BUNDLED)
+    assert {"toy", "eplb", "cbl", "cbl-multi", "llm-sql", "txn", "llm-serve"} <= set(BUNDLED)
 
 
 @pytest.mark.parametrize("name", BUNDLED)
