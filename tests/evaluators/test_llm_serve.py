@@ -61,7 +61,8 @@ def test_lengths_follow_the_published_medians(lengths: object) -> None:
 
 def test_scenarios_are_seeded_and_independent() -> None:
     a, b = bundled(), bundled()
-    assert all(np.array_equal(x.workload.prompts, y.workload.prompts) for x, y in zip(a, b, strict=True))
+    assert all(np.array_equal(x.workload.prompts, y.workload.prompts)
+               for x, y in zip(a, b, strict=True))
     prompts = [tuple(s.workload.prompts[:8]) for s in a]
     assert len(set(prompts)) == len(prompts)  # every scenario draws its own requests
     bursty = generate("x", CHAT, 2000, 1.0, True).arrivals
