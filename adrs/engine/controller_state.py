@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from adrs.config.run_config import RunConfig
-from adrs.engine.archive import AddStatus, Archive
+from adrs.engine.archive import AddStatus, Archive, behaviour_marked
 from adrs.engine.mutator import Mutator
 from adrs.errors import UserError
 from adrs.store.database import CandidateRecord, RunStore
@@ -145,9 +145,17 @@ class RunState:
                                  and not self.stop.startswith("error")):
             self.stop = reason
 
-    def stop_if_done(self, next_launch: int) -> bool:
-        """Stop (and say so) when a stop condition holds before launching `next_launch`."""
-        reason = self._reason(next_launch)
+    def stop_if_done(self, next_launch: int, waiting_usd: float = 0.0, *,
+                     recorded: bool = False) -> bool:
+        """Stop (and say so) when a stop condition holds before launching `next_launch`.
+
+        `waiting_usd` is the cost of finished candidates not applied yet (waiting for an
+        earlier one, in deterministic mode): spent all the same. A candidate with a recorded
+        sampling point (`recorded`: replay, resume) was launched by the recorded run, so
+        only the iterations and the wall time hold it back: a replay launches what the
+        recorded run launched, whatever its timing.
+        """
+        reason = self._reason(next_launch, waiting_usd, recorded=recorded)
         if reason is not None:
             self.stop = reason
         return reason is not None
@@ -166,18 +174,21 @@ class RunState:
         self.request_stop(f"error: {describe_fault(exc)}")
         return f"system fault during {stage}: {describe_fault(exc, full=True)}"
 
-    def _reason(self, next_launch: int) -> str | None:
+    def _reason(self, next_launch: int, waiting_usd: float = 0.0, *,
+                recorded: bool = False) -> str | None:
         stop, c = self.config.stop, self.counters
         if next_launch >= stop.iterations:
             return "iterations"
         if stop.max_wall_s is not None and time.monotonic() - self._started >= stop.max_wall_s:
             return "wall time"
+        if recorded:
+            return None
         if stop.target_score is not None and c.best and c.best.score >= stop.target_score:
             return "target score"
         if stop.patience is not None and c.since_improvement >= stop.patience:
             return "no improvement"
         # The mutator may count calls not yet stored (adrs/llm/budget.py), to stop sooner.
-        spent = max(c.cost_usd, getattr(self._mutator, "spent_usd", 0.0))
+        spent = max(c.cost_usd + waiting_usd, getattr(self._mutator, "spent_usd", 0.0))
         if stop.budget_usd is not None and spent >= stop.budget_usd:
             return "budget"
         return None
@@ -194,6 +205,7 @@ class RunState:
         """The one place state changes; used live and when replaying the store."""
         if record.status == "evaluated" and record.code_hash is not None:
             record = self._dedup(record)
+        record = behaviour_marked(record, self.archive)  # a note only; archive.add decides
         if not self._replaying:
             self.store.add(record)
         c = self.counters
