@@ -27,6 +27,7 @@ from adrs.config.schema import merge
 from adrs.engine.archive_view import printable
 from adrs.engine.controller import RunSummary
 from adrs.errors import RunFailed, UserError
+from adrs.evaluation.reaper import exit_now
 from adrs.evaluation.runner import run_job
 from adrs.problem.options import add_option_flag, option_layer
 from adrs.problem.spec import discover, eval_job, load_problem
@@ -84,7 +85,21 @@ def _add_backend_flags(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `adrs` command (`argv` None: the process's own arguments).
+
+    As the command itself, `run` and `resume` end the process as soon as their summary is
+    printed (the store and event log are closed before it): Python's own exit takes about
+    a second once litellm is loaded, and an embedded Ray's shutdown seconds more
+    (adrs/evaluation/reaper.py). Called with `argv` (tests), it returns the exit code.
+    """
     args = build_parser().parse_args(argv)
+    code = _main(args)
+    if argv is None and args.command in ("run", "resume"):
+        exit_now(code)
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     try:
         return _dispatch(args, console)

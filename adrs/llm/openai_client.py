@@ -52,7 +52,10 @@ def openai_key_status(model: ModelConfig) -> KeyStatus:
 
 
 def import_openai() -> ModuleType:
+    """The openai package, with the chat resources its client loads lazily on first use
+    (most of its import time: pydantic models)."""
     import openai
+    import openai.resources.chat.completions
 
     return openai
 
@@ -76,7 +79,7 @@ class OpenAIClient(RetryingClient):
                                 "timeout": self._settings.timeout_s}
         if m.top_p is not None:
             args["top_p"] = m.top_p
-        response = await client.chat.completions.create(**args)
+        response = await client.create(**args)
         if self._prices is None:
             self._prices = bundled_prices(m)
         return self._usage(response, self._prices.cost)
@@ -86,13 +89,18 @@ class OpenAIClient(RetryingClient):
         openai package off the event loop)."""
         made_for: tuple[object, str | None] = (asyncio.get_running_loop(), key)
         if self._client is None or self._made_for != made_for:
-            openai = await asyncio.to_thread(_imported)
-            # Our loop is the only retry loop: the client's own retries are off.
-            self._client = openai.AsyncOpenAI(
-                api_key=key or os.environ.get(KEY_VARIABLE), base_url=self.model.api_base,
-                max_retries=0, timeout=self._settings.timeout_s)
+            self._client = await asyncio.to_thread(self._make, key)
             self._made_for = made_for
         return self._client
+
+    def _make(self, key: str | None) -> Any:
+        """A new AsyncOpenAI client (off the event loop: it may still import)."""
+        openai = _imported()
+        # Our loop is the only retry loop: the client's own retries are off.
+        client = openai.AsyncOpenAI(
+            api_key=key or os.environ.get(KEY_VARIABLE), base_url=self.model.api_base,
+            max_retries=0, timeout=self._settings.timeout_s)
+        return client.chat.completions
 
 
 def _imported() -> ModuleType:

@@ -31,6 +31,7 @@ from adrs.engine.controller_state import describe_fault
 from adrs.engine.mutator import Mutator, OfflineMutator
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
+from adrs.evaluation.deferred import DeferredBackend
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.llm.setup import build_mutator
 from adrs.problem.options import merged_options
@@ -47,6 +48,7 @@ from adrs.store.database import (
 from adrs.store.events import Event, EventLog, Observer, RunStarted, RunStopped
 from adrs.types import EvalResult
 
+RAY_DELAY_S = 2.0  # an embedded Ray starts this long after the first job (make_backend)
 OFFLINE_NOTICE = "no LLM configured: proposing with the offline mutator (constant " \
                  "perturbation, operator swaps, crossover between elites)"
 
@@ -294,14 +296,26 @@ async def _drive(controller: Controller, started: RunStarted,
 
 
 def make_backend(config: RunConfig) -> EvalBackend:
+    """The configured backend. An embedded Ray takes seconds to start: it starts in the
+    background RAY_DELAY_S after the first job, whose candidates meanwhile run in threads
+    of this process, each in its sandbox as always (adrs/evaluation/deferred.py); a run
+    that ends sooner never starts it."""
     workers = config.evaluation.workers
     if config.evaluation.backend == "thread":
         return ThreadBackend(workers)
     if config.evaluation.backend == "ray":
-        from adrs.evaluation.ray_backend import RayBackend  # imports ray: only when used
-
-        return RayBackend(workers, config.evaluation.ray_address)
+        address = config.evaluation.ray_address
+        if address is None:
+            return DeferredBackend(lambda: _ray(workers, None), ThreadBackend(workers),
+                                   delay_s=RAY_DELAY_S)
+        return _ray(workers, address)
     return LocalBackend(workers)
+
+
+def _ray(workers: int, address: str | None) -> EvalBackend:
+    from adrs.evaluation.ray_backend import RayBackend  # imports ray: only when used
+
+    return RayBackend(workers, address)
 
 
 def describe(mutator: Mutator) -> str:
