@@ -70,6 +70,11 @@ class _ExecutorBackend:
         self.close()
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may use (`--workers auto` off a cluster)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 def _check_workers(workers: int) -> int:
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
