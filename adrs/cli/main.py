@@ -22,16 +22,18 @@ from adrs import __version__
 from adrs.cli import browse as browse_cli
 from adrs.cli import llm as llm_cli
 from adrs.cli.display import ProgressDisplay
-from adrs.config.run_config import read_yaml
+from adrs.config.run_config import read_yaml, resolve
 from adrs.config.schema import merge
 from adrs.engine.archive_view import printable
 from adrs.engine.controller import RunSummary
 from adrs.errors import RunFailed, UserError
+from adrs.evaluation.backends import EvalBackend
 from adrs.evaluation.reaper import exit_now
 from adrs.evaluation.runner import run_job
 from adrs.problem.options import add_option_flag, option_layer
 from adrs.problem.spec import discover, eval_job, load_problem
-from adrs.run.session import config_layers, new_run_dir, resume_run, start_run
+from adrs.run.session import auto_workers, config_layers, new_run_dir, resume_run, start_run
+from adrs.store.database import CONFIG_NAME, RunStore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_backend_flags(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--workers", type=int, help="evaluations in flight at once")
+    parser.add_argument("--workers", type=_workers_flag, help="evaluations in flight at "
+                        "once, or 'auto': one per CPU of the joined Ray cluster (else of "
+                        "this machine)")
     parser.add_argument("--backend", choices=["ray", "local", "thread"],
                         help=f"where evaluations run ({default})")
     parser.add_argument("--ray-address", help="join this Ray cluster ('auto' or HOST:PORT) "
@@ -122,10 +126,15 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     if args.command == "run":
         return _run(args, console)
     if args.command == "resume":
-        return _report(resume_run(args.run_dir, [ProgressDisplay(console)],
-                                  iterations=args.iterations,
-                                  overrides=_backend_layer(args, resuming=True)),
-                       args.run_dir, console)
+        overrides, backend = _resume_backend(args)
+        try:
+            summary = resume_run(args.run_dir, [ProgressDisplay(console)],
+                                 iterations=args.iterations, overrides=overrides,
+                                 backend=backend)
+        finally:
+            if backend is not None:
+                backend.close()
+        return _report(summary, args.run_dir, console)
     if args.command == "eval":
         return _eval(args, console)
     if args.command == "doctor":
@@ -152,7 +161,8 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
 def _backend_layer(args: argparse.Namespace, *, resuming: bool) -> dict[str, Any]:
     """The configuration layer of --workers, --backend and --ray-address."""
     evaluation: dict[str, Any] = {key: value for key, value in (
-        ("workers", args.workers), ("backend", args.backend),
+        ("workers", None if args.workers == "auto" else args.workers),
+        ("backend", args.backend),
         ("ray_address", args.ray_address)) if value is not None}
     if args.ray_address is not None and args.backend is None:
         evaluation["backend"] = "ray"  # joining a cluster implies the Ray backend
@@ -161,12 +171,49 @@ def _backend_layer(args: argparse.Namespace, *, resuming: bool) -> dict[str, Any
     return {"evaluation": evaluation} if evaluation else {}
 
 
+def _workers_flag(text: str) -> int | str:
+    """--workers: a number, or 'auto'."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def _resume_backend(args: argparse.Namespace) -> tuple[dict[str, Any], EvalBackend | None]:
+    """The resume's backend layer; with --workers auto, its number and the joined backend."""
+    overrides = _backend_layer(args, resuming=True)
+    if args.workers != "auto":
+        return overrides, None
+    stored = resolve([("run configuration", read_yaml(args.run_dir / CONFIG_NAME,
+                                                      "run configuration")),
+                      ("command line", overrides)])
+    config, backend = auto_workers(stored, _problem_root(args.run_dir))
+    return merge(overrides, {"evaluation": {"workers": config.evaluation.workers}}), backend
+
+
+def _problem_root(run_dir: Path) -> str:
+    store = RunStore.open(run_dir)
+    try:
+        return store.meta("problem_root") or ""
+    finally:
+        store.close()
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     problem = load_problem(args.problem)
     file_layer = None if args.config is None else read_yaml(args.config, "config file")
     config = config_layers(problem, file_layer, _cli_layer(args))
     run_dir = args.run_dir or new_run_dir(Path("runs"), problem.name)
-    summary = start_run(str(problem.root), config, run_dir, [ProgressDisplay(console)])
+    config, backend = (auto_workers(config, str(problem.root)) if args.workers == "auto"
+                       else (config, None))
+    try:
+        summary = start_run(str(problem.root), config, run_dir, [ProgressDisplay(console)],
+                            backend=backend)
+    finally:
+        if backend is not None:
+            backend.close()
     return _report(summary, run_dir, console)
 
 

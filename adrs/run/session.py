@@ -30,7 +30,7 @@ from adrs.engine.controller import Controller, RunSummary
 from adrs.engine.controller_state import describe_fault
 from adrs.engine.mutator import Mutator, OfflineMutator
 from adrs.errors import UserError
-from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend
+from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend, machine_cpus
 from adrs.evaluation.deferred import DeferredBackend
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.llm.setup import build_mutator
@@ -316,6 +316,20 @@ def _ray(workers: int, address: str | None) -> EvalBackend:
     from adrs.evaluation.ray_backend import RayBackend  # imports ray: only when used
 
     return RayBackend(workers, address)
+
+
+def auto_workers(config: RunConfig,
+                 problem_root: str) -> tuple[RunConfig, EvalBackend | None]:
+    """`--workers auto`: one evaluation per CPU of the joined Ray cluster, else of this
+    machine. Joining a cluster makes its backend here, to count its CPUs: the caller passes
+    it to the run and closes it. The run's configuration stores the number."""
+    evaluation, backend = config.evaluation, None
+    if evaluation.backend == "ray" and evaluation.ray_address is not None:
+        from adrs.evaluation.ray_backend import RayBackend  # imports ray: only when used
+
+        backend = RayBackend(None, evaluation.ray_address, ship=problem_root)
+    workers = machine_cpus() if backend is None else backend.workers
+    return replace(config, evaluation=replace(evaluation, workers=workers)), backend
 
 
 def describe(mutator: Mutator) -> str:
