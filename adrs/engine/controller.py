@@ -12,10 +12,15 @@ It composes two parts, and data moves one way between them:
   memory, and keeping the stop reason.
 The pipeline reads the state and hands it records; the state never calls the pipeline.
 
-Determinism (see docs/architecture.md): results are applied to the archive and committed to
-the store in candidate-id order, and candidate i is launched only once candidate
-i - depth has been applied, so the archive depends on the seed and the responses, not on
-timing. With `deterministic: false` results are applied as they complete instead.
+Determinism (see docs/architecture.md and adrs/engine/schedule.py): results are applied to
+the archive and committed to the store in candidate-id order, and each candidate is sampled
+from the archive as it was once the candidates below its recorded sampling point were
+applied. A live run launches whenever fewer than `pipeline_depth` candidates are in flight
+(a finished candidate waiting for a slow one before it is no longer in flight, so a slow
+LLM call holds back no launch) and records the point; a replay or a resume samples at the
+recorded points, so the archive depends on the seed and the responses, not on timing. With
+`deterministic: false` results are applied as they complete instead, and nothing is
+recorded.
 
 Every launched candidate is stored, whatever happens to it: a fault while proposing or
 evaluating it (a crashed worker, a bug, a UserError such as a rejected API key) is stored
@@ -33,6 +38,7 @@ from adrs.engine.archive import Archive
 from adrs.engine.controller_state import Counters, RunState, RunSummary
 from adrs.engine.mutator import Mutator
 from adrs.engine.pipeline import Evaluator, Pipeline
+from adrs.engine.schedule import SamplingPoints
 from adrs.evaluation.backends import EvalBackend
 from adrs.problem.spec import Problem, eval_job
 from adrs.store.database import RunStore
@@ -55,11 +61,13 @@ class Controller:
                                mutator=mutator, observers=observers)
         self.counters: Counters = self._state.counters
         self._pipeline = Pipeline(problem=problem, config=config, mutator=mutator,
-                                  evaluator=evaluator, state=self._state)
+                                  evaluator=evaluator, state=self._state,
+                                  points=SamplingPoints(store, config))
 
     def restore(self) -> None:
-        """Rebuild archive and counters by replaying the store in id order."""
-        self._state.replay(self.store.records())
+        """Rebuild archive and counters by replaying the store in id order; candidates the
+        last session had in flight are sampled on the way, at their recorded points."""
+        self._pipeline.restore(self.store.records())
 
     def request_stop(self, reason: str) -> None:
         """Stop launching; with 'interrupted', in-flight candidates are abandoned.

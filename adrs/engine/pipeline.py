@@ -2,9 +2,9 @@
 
 `Pipeline` decides when a candidate may start, samples its parent from the archive, runs
 its proposal and evaluation as a task, keeps the in-flight bookkeeping and, when
-deterministic, a reorder buffer that hands finished records to `RunState.apply` in
-candidate-id order. `Evaluator` submits programs to the evaluation backend, each distinct
-normalised program once.
+deterministic, the sampling points (adrs/engine/schedule.py) and a reorder buffer that
+hands finished records to `RunState.apply` in candidate-id order. `Evaluator` submits
+programs to the evaluation backend, each distinct normalised program once.
 
 Data moves one way: the pipeline reads the state (counters, archive, attempts memory, stop
 reason) and hands it finished records, stop requests and events; the state
@@ -17,12 +17,14 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 
 from adrs.code.program import code_hash
 from adrs.config.run_config import RunConfig
 from adrs.engine.controller_state import RunState, describe_fault
 from adrs.engine.mutator import Mutator, Proposal, ProposalContext
+from adrs.engine.schedule import SamplingPoints
 from adrs.errors import EditError, UserError
 from adrs.evaluation.backends import EvalBackend
 from adrs.evaluation.runner import EvalJob
@@ -78,10 +80,13 @@ class Pipeline:
     """Launches candidates while there is room and hands their records to the state."""
 
     def __init__(self, *, problem: Problem, config: RunConfig, mutator: Mutator,
-                 evaluator: Evaluator, state: RunState) -> None:
+                 evaluator: Evaluator, state: RunState, points: SamplingPoints) -> None:
         self._problem, self._config = problem, config
         self._mutator, self._evaluator, self._state = mutator, evaluator, state
+        self._points = points
         self._buffer: dict[int, CandidateRecord] = {}
+        # Candidates sampled on resume at their recorded point, launched first.
+        self._ready: dict[int, tuple[ProposalContext, CandidateRecord]] = {}
         self._in_flight = 0
         self._next_launch = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,9 +101,12 @@ class Pipeline:
         self._next_launch = self._state.counters.next_id
         if self._state.counters.next_id == 0:
             await self._evaluate_initial()
-        self._launch_more()
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        try:
+            self._launch_more()
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+        finally:
+            self._points.close()
 
     def cancel(self) -> None:
         """Abandon the candidates in flight (interrupted): they are not stored."""
@@ -120,38 +128,58 @@ class Pipeline:
             edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
             result=result, eval_s=result.duration_s))
 
-    def _launch_more(self) -> None:
-        """Launch every candidate the pipeline has room for, sampling the archive now.
+    def restore(self, records: Iterable[CandidateRecord]) -> None:
+        """Apply the stored records in id order (resume), sampling on the way every
+        candidate the store recorded as launched but not stored (in flight when the last
+        session ended) at its recorded point, as that session sampled it."""
+        records = list(records)
+        start = max((r.id for r in records), default=-1) + 1
+        by_point = self._points.pending(start) if self._config.deterministic else {}
+        for record in records:
+            self._state.replay((record,))
+            for cid in by_point.pop(self._state.counters.next_id, ()):
+                self._ready[cid] = _sample(cid, self._state, self._config, self._problem)
 
-        Called right after each apply. In deterministic mode candidate i may start once
-        candidate i - depth is applied; since applies happen in id order and sampling is
-        synchronous, candidate i always sees the archive exactly as it was after applying
-        i - depth, whatever the timing.
+    def _launch_more(self) -> None:
+        """Launch every candidate the pipeline has room for.
+
+        Called after each apply and each finished candidate. Without a recorded point a
+        candidate starts when fewer than `depth` are in flight, and is sampled from the
+        archive now; in deterministic mode that point (`next_id`: every candidate below it
+        is applied, in id order) is recorded. A candidate with a recorded point (replay,
+        resume) starts exactly when that point is reached: applies happen in id order and
+        this runs after each, so it sees the archive as the recorded run did.
         """
-        depth = self._config.pipeline_depth
         while self._state.stop is None:
-            if self._config.deterministic:
-                room = self._next_launch < self._state.counters.next_id + depth
-            else:
-                room = self._in_flight < depth
-            if not room or self._state.stop_if_done(self._next_launch):
+            cid = self._next_launch
+            recorded = self._config.deterministic and self._points.get(cid) is not None
+            waiting_usd = sum(r.usage.cost_usd for r in self._buffer.values())
+            if not self._room(cid) or self._state.stop_if_done(cid, waiting_usd,
+                                                               recorded=recorded):
                 return
-            self._launch(self._next_launch)
+            self._launch(cid)
             self._next_launch += 1
 
+    def _room(self, cid: int) -> bool:
+        point = self._points.get(cid) if self._config.deterministic else None
+        if cid in self._ready or point is None:
+            return cid in self._ready or self._in_flight < self._config.pipeline_depth
+        applied = self._state.counters.next_id
+        if point > applied:
+            return False
+        if point < applied:  # an inconsistent record: sampled now, and a replay will say so
+            _log.warning("candidate %d was recorded at sampling point %d, already passed "
+                         "(%d); it is sampled now", cid, point, applied)
+        return True
+
     def _launch(self, cid: int) -> None:
-        rng = random.Random(f"{self._config.seed}:{cid}")
-        island = cid % self._config.archive.islands
-        sel = self._state.archive.sample(island, rng)
-        self._state.emit(CandidateLaunched(id=cid, island=island, parent_ids=(sel.parent.id,)))
-        ctx = ProposalContext(candidate_id=cid, parent=sel.parent,
-                              inspirations=sel.inspirations, mate=sel.mate, island=island,
-                              rng=rng, task=self._problem.task,
-                              attempts=self._state.attempts.recent(sel.parent.id))
-        base = CandidateRecord(id=cid, status="proposal_failed", island=island,
-                               generation=sel.parent.generation + 1,
-                               parent_ids=(sel.parent.id,), edit_kind="diff",
-                               created=time.time())
+        ready = self._ready.pop(cid, None)
+        ctx, base = ready or _sample(cid, self._state, self._config, self._problem)
+        if self._config.deterministic:
+            point = self._points.get(cid) if ready else None
+            self._points.log(cid, self._state.counters.next_id if point is None else point)
+        self._state.emit(CandidateLaunched(id=cid, island=ctx.island,
+                                           parent_ids=(ctx.parent.id,)))
         self._in_flight += 1
         task = asyncio.create_task(self._candidate(ctx, base))
         self._tasks.add(task)
@@ -217,13 +245,31 @@ class Pipeline:
         return replace(record, result=result, eval_s=result.duration_s)
 
     def _deliver(self, record: CandidateRecord) -> None:
-        """Apply a finished candidate: in id order when deterministic, else at once."""
+        """Apply a finished candidate: in id order when deterministic, else at once; then
+        launch into the room it left (a finished candidate waiting for its turn to be
+        applied is no longer in flight: a slow one holds back no launch)."""
         self._in_flight -= 1
         self._buffer[record.id] = record
         if self._config.deterministic:
             while self._state.counters.next_id in self._buffer:
                 self._state.apply(self._buffer.pop(self._state.counters.next_id))
-                self._launch_more()  # after each apply, so sampling sees exactly that state
+                self._launch_more()  # after each apply, so recorded points are met exactly
         else:
             self._state.apply(self._buffer.pop(record.id))
-            self._launch_more()
+        self._launch_more()
+
+
+def _sample(cid: int, state: RunState, config: RunConfig,
+            problem: Problem) -> tuple[ProposalContext, CandidateRecord]:
+    """What candidate `cid` starts from, drawn from the archive and attempts memory now
+    with the rng of (seed, cid) only; and its record until it is proposed."""
+    rng = random.Random(f"{config.seed}:{cid}")
+    island = cid % config.archive.islands
+    sel = state.archive.sample(island, rng)
+    ctx = ProposalContext(candidate_id=cid, parent=sel.parent, inspirations=sel.inspirations,
+                          mate=sel.mate, island=island, rng=rng, task=problem.task,
+                          attempts=state.attempts.recent(sel.parent.id))
+    base = CandidateRecord(id=cid, status="proposal_failed", island=island,
+                           generation=sel.parent.generation + 1, parent_ids=(sel.parent.id,),
+                           edit_kind="diff", created=time.time())
+    return ctx, base

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     cost_usd REAL NOT NULL, llm_calls INTEGER NOT NULL, attempts INTEGER NOT NULL,
     propose_s REAL NOT NULL, eval_s REAL NOT NULL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS candidates_hash ON candidates (code_hash);
+CREATE TABLE IF NOT EXISTS launches (id INTEGER PRIMARY KEY, sampled_after INTEGER NOT NULL);
 """
 _COLUMNS = ("id", "status", "island", "generation", "parent_ids", "edit_kind", "code",
             "code_hash", "prompt", "response", "notes", "valid", "score", "result", "error",
@@ -171,6 +172,23 @@ class RunStore:
         with self._db:
             self._db.execute(f"INSERT INTO candidates ({','.join(_COLUMNS)}) "
                              f"VALUES ({marks})", _row(record))
+
+    def add_launch(self, candidate_id: int, sampled_after: int) -> None:
+        """Record the sampling point of a launched candidate (adrs/engine/schedule.py):
+        it was sampled from the archive once the candidates below `sampled_after` were
+        applied. Committed before its proposal starts, so a killed run keeps it."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO launches VALUES (?, ?)",
+                             (candidate_id, sampled_after))
+
+    def launches(self) -> dict[int, int]:
+        """Every recorded sampling point, by candidate id ({} for a store of an adrs version
+        that recorded none, opened read-only)."""
+        try:
+            rows = self._db.execute("SELECT id, sampled_after FROM launches").fetchall()
+        except sqlite3.OperationalError:  # no such table: an older store, read-only
+            return {}
+        return {int(row[0]): int(row[1]) for row in rows}
 
     def records(self) -> Iterator[CandidateRecord]:
         """Every stored candidate in id order."""
