@@ -10,36 +10,43 @@ line after it, so optional sections (inspirations, attempts, evaluator details) 
 Templates and their placeholders:
 
 * `system.txt`: none.
-* `diff.txt`, `rewrite.txt`, `crossover.txt`: `task`, `parent_code`, `parent_score`,
-  `parent_details`, `inspirations`, `attempts`, `edit_format`; `crossover.txt` also has
-  `mate_code`, `mate_score`, `mate_details`.
-* `edit_format_diff.txt`, `edit_format_rewrite.txt`: none.
+* `diff.txt`, `rewrite.txt`, `crossover.txt`: `answer_brief`, `task`, `parent_code`,
+  `parent_score`, `parent_details`, `inspirations`, `attempts`, `edit_format`;
+  `crossover.txt` also has `mate_code`, `mate_score`, `mate_details`.
+* `answer_brief_diff.txt`, `answer_brief_rewrite.txt` (the answer format in two lines, at
+  the top), `edit_format_diff.txt`, `edit_format_rewrite.txt` (in full, at the end): none.
 * `inspirations.txt`: `programs` (the rendered `inspiration.txt` items);
-  `inspiration.txt`: `number`, `label`, `score`, `details`, `code`.
+  `inspiration.txt`: `number`, `label`, `id`, `score`, `details`, `code`.
 * `attempts.txt`: `items` (the rendered `attempt.txt` items);
-  `attempt.txt`: `number`, `edit_kind`, `outcome`, `details`, `diff`.
+  `attempt.txt`: `number`, `id`, `edit_kind`, `outcome`, `details`, `code`.
 * `repair.txt`: `error`.
 
-`*_details` is the evaluator's verdict (metrics with sorted keys, feedback, error, stderr
-tail; empty parts omitted); long texts keep their tail. `diff` is a fenced unified diff of
-the attempt against the current program, or empty. The code of programs other than the
-parent is the content of their evolve blocks only, which keeps prompts bounded.
+Prompt economy (issue 16): each program appears once per prompt (inspirations never repeat
+the current program or the mate, an attempt that is also listed points to its listing), an
+initial program that a shown program beats is not offered as an inspiration, and a
+definition identical to one shown earlier in the prompt is replaced by a one-line pointer
+(adrs.engine.prompt_code). `parent_details` is the current program's metrics as a table
+(per scenario, against the best program shown; adrs.engine.prompt_metrics) and its
+evaluator texts; other programs get one line of metrics against the current program and
+the first line of their feedback. An attempt shows the definitions it added or changed in
+full, never a cut diff. Long evaluator texts keep their tail.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from adrs.code.program import evolve_blocks
 from adrs.engine.mutator import ProposalContext
+from adrs.engine.prompt_code import changes, condense, shown_text
+from adrs.engine.prompt_metrics import table, versus
 from adrs.errors import ProgramError, UserError
 from adrs.types import EvalResult, MetricValue, Program
 
@@ -67,15 +74,20 @@ class PromptRenderer:
     """Fills the templates of `template_dir` for one proposal context.
 
     `max_text_chars` bounds each evaluator text (error, stderr, feedback: the tail is kept),
-    `max_attempts` the attempts shown and `max_diff_lines` each attempt's diff.
+    and `max_attempts` the attempts shown. `max_chars` is the prompt budget (system and
+    user message together): the task, the current program, its verdict and the answer
+    format are always shown whole; inspirations and attempts are added whole, the best
+    inspiration first, then attempts (newest first) and the other inspirations in turn,
+    while the prompt stays within the budget; the prompt says how many were left out.
+    Nothing is ever cut in the middle.
     """
 
     def __init__(self, template_dir: Path | None = None, *, max_text_chars: int = 1500,
-                 max_attempts: int = 4, max_diff_lines: int = 30) -> None:
+                 max_attempts: int = 4, max_chars: int = 15_000) -> None:
         self.template_dir = template_dir or default_template_dir()
+        self.max_chars = max_chars
         self.max_text_chars = max_text_chars
         self.max_attempts = max_attempts
-        self.max_diff_lines = max_diff_lines
         self._cache: dict[str, string.Template] = {}
 
     def render(self, kind: PromptKind, ctx: ProposalContext) -> RenderedPrompt:
@@ -86,15 +98,40 @@ class PromptRenderer:
         """
         if kind not in KINDS:
             raise ValueError(f"unknown prompt kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if kind == "crossover" and ctx.mate is None:
+            raise ValueError("a crossover prompt needs ctx.mate")
+        inspirations = shown_inspirations(ctx, kind)
+        attempts = ctx.attempts[:self.max_attempts]
+        chosen: list[Program] = []
+        prompt = self._render(kind, ctx, (), (), 0)
+        if _size(prompt) > self.max_chars:
+            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts))
+        for item in _by_priority(inspirations, attempts):
+            trial = [*chosen, item]
+            if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), 0)) \
+                    <= self.max_chars - OMITTED_RESERVE:
+                chosen = trial
+        kept = _kept(chosen, inspirations, attempts)
+        left_out = len(inspirations) + len(attempts) - len(chosen)
+        return self._render(kind, ctx, *kept, left_out)
+
+    def _render(self, kind: PromptKind, ctx: ProposalContext, shown: Sequence[Program],
+                attempts: Sequence[Program], left_out: int) -> RenderedPrompt:
+        seen: dict[str, str] = {}
+        condense(_block_code(ctx.parent.code), seen, "the current program")
+        edit_format = "diff" if kind == "diff" else "rewrite"
         values = {"task": ctx.task.strip(), **self._program_values("parent", ctx.parent),
-                  "inspirations": self._inspirations(ctx),
-                  "attempts": self._attempts(ctx),
-                  "edit_format": self.fill("edit_format_diff" if kind == "diff"
-                                           else "edit_format_rewrite", {})}
-        if kind == "crossover":
-            if ctx.mate is None:
-                raise ValueError("a crossover prompt needs ctx.mate")
-            values |= self._program_values("mate", ctx.mate, blocks_only=True)
+                  "parent_details": self._parent_details(ctx.parent, shown),
+                  "answer_brief": self.fill(f"answer_brief_{edit_format}", {}),
+                  "edit_format": self.fill(f"edit_format_{edit_format}", {}),
+                  "left_out": "" if not left_out else self.fill(
+                      "left_out", {"count": str(left_out)})}
+        if kind == "crossover" and ctx.mate is not None:
+            values |= {"mate_code": condense(_block_code(ctx.mate.code), seen, "Parent A"),
+                       "mate_score": _score(ctx.mate),
+                       "mate_details": self._other_details(ctx.mate, ctx.parent)}
+        values |= {"inspirations": self._inspirations(ctx, shown, seen),
+                   "attempts": self._attempts(ctx, shown, attempts)}
         return RenderedPrompt(system=self.fill("system", {}), user=self.fill(kind, values))
 
     def render_repair(self, error: str) -> str:
@@ -137,39 +174,112 @@ class PromptRenderer:
                         blocks_only: bool = False) -> dict[str, str]:
         code = _block_code(program.code) if blocks_only else program.code
         return {f"{role}_code": code.rstrip("\n"), f"{role}_score": _score(program),
-                f"{role}_details": self._details(program.result, self.max_text_chars)}
+                f"{role}_details": self._texts(program.result, self.max_text_chars)}
 
-    def _details(self, result: EvalResult, limit: int) -> str:
-        """Metrics, feedback, error and stderr of a verdict, one labelled part each."""
+    def _parent_details(self, parent: Program, shown: Sequence[Program]) -> str:
+        """The current program's metrics table (against the best program shown when that
+        scores higher), then its evaluator texts."""
+        best = max(shown, key=lambda p: (p.score, -p.id), default=None)
+        better = best is not None and best.score > parent.score
+        label = f"Program {shown.index(best) + 1} (#{best.id})" if better and best else ""
+        metrics = table(parent.result.metrics, best.result.metrics if better and best
+                        else None, label)
+        return "\n".join(part for part in (metrics, self._texts(parent.result,
+                                                                 self.max_text_chars)) if part)
+
+    def _texts(self, result: EvalResult, limit: int, *, headline: bool = False) -> str:
+        """Feedback, error and stderr of a verdict, one labelled part each; with `headline`
+        only the feedback's first line (the rest describes the program in more detail)."""
         parts = []
-        if result.metrics:
-            parts.append("Metrics: " + ", ".join(
-                f"{key}={_number(result.metrics[key])}" for key in sorted(result.metrics)))
-        for label, text in (("Evaluator feedback", result.feedback), ("Error", result.error),
+        feedback = (result.feedback or "").strip()
+        if headline and feedback:
+            feedback = feedback.split("\n", 1)[0]
+        for label, text in (("Evaluator feedback", feedback), ("Error", result.error),
                             ("Stderr (last lines)", result.stderr)):
             text = _tail((text or "").strip(), limit)
             if text:
                 parts.append(f"{label}:" + ("\n" if "\n" in text else " ") + text)
         return "\n".join(parts)
 
-    def _inspirations(self, ctx: ProposalContext) -> str:
+    def _other_details(self, program: Program, parent: Program) -> str:
+        """Another program's verdict in short: its metrics against the current program's
+        and the first line of its feedback (errors in full, up to a third of the budget)."""
+        line = versus(program.result.metrics, parent.result.metrics) \
+            if program.result.valid else ""
+        texts = self._texts(program.result, self.max_text_chars // 3, headline=True)
+        return "\n".join(part for part in (line, texts) if part)
+
+    def _inspirations(self, ctx: ProposalContext, shown: Sequence[Program],
+                      seen: dict[str, str]) -> str:
         items = [self.fill("inspiration", {
-            "number": str(number), "label": _label(program, ctx.parent),
-            "score": _score(program),
-            "details": self._details(program.result, self.max_text_chars),
-            "code": _block_code(program.code).rstrip("\n")})
-            for number, program in enumerate(ctx.inspirations, start=1)]
+            "number": str(number), "label": _label(program, ctx.parent), "id": str(program.id),
+            "score": _score(program), "details": self._other_details(program, ctx.parent),
+            "code": condense(_block_code(program.code), seen, f"Program {number}").rstrip("\n")})
+            for number, program in enumerate(shown, start=1)]
         return self.fill("inspirations", {"programs": "\n\n".join(items)}) if items else ""
 
-    def _attempts(self, ctx: ProposalContext) -> str:
-        items = [self.fill("attempt", {
-            "number": str(number), "edit_kind": attempt.edit_kind,
-            "outcome": _outcome(attempt, ctx.parent),
-            # Attempts are context, not the subject: a third of the text budget each.
-            "details": self._details(attempt.result, self.max_text_chars // 3),
-            "diff": _diff(ctx.parent.code, attempt.code, self.max_diff_lines)})
-            for number, attempt in enumerate(ctx.attempts[:self.max_attempts], start=1)]
+    def _attempts(self, ctx: ProposalContext, shown: Sequence[Program],
+                  attempts: Sequence[Program]) -> str:
+        where = {program.id: f"Program {number}" for number, program in enumerate(shown, 1)}
+        same_code = {program.code: f"Program {number}"
+                     for number, program in reversed(list(enumerate(shown, 1)))}
+        if ctx.mate is not None:
+            where.setdefault(ctx.mate.id, "Parent B")
+            same_code.setdefault(ctx.mate.code, "Parent B")
+        items = []
+        for number, attempt in enumerate(attempts, start=1):
+            listed = where.get(attempt.id) or same_code.get(attempt.code)
+            items.append(self.fill("attempt", {
+                "number": str(number), "edit_kind": attempt.edit_kind, "id": str(attempt.id),
+                "outcome": _outcome(attempt, ctx.parent),
+                "details": "" if listed else self._other_details(attempt, ctx.parent),
+                "code": f"The same program as {listed} above." if listed
+                else _attempt_code(ctx.parent.code, attempt.code)}))
         return self.fill("attempts", {"items": "\n\n".join(items)}) if items else ""
+
+
+OMITTED_RESERVE = 150  # room kept for the line saying what was left out
+
+
+def _size(prompt: RenderedPrompt) -> int:
+    return len(prompt.system) + len(prompt.user)
+
+
+def _by_priority(inspirations: Sequence[Program],
+                 attempts: Sequence[Program]) -> list[Program]:
+    """The best inspiration, then attempts and the other inspirations alternately."""
+    if not inspirations:
+        return list(attempts)
+    best = max(inspirations, key=lambda p: (p.score, -p.id))
+    rest = [p for p in inspirations if p is not best]
+    order: list[Program] = [best]
+    for index in range(max(len(rest), len(attempts))):
+        order += attempts[index:index + 1]
+        order += rest[index:index + 1]
+    return order
+
+
+def _kept(chosen: Sequence[Program], inspirations: Sequence[Program],
+          attempts: Sequence[Program]) -> tuple[tuple[Program, ...], tuple[Program, ...]]:
+    """The chosen inspirations and attempts, each in its original order."""
+    ids = {id(program) for program in chosen}  # membership only, never iterated
+    return (tuple(p for p in inspirations if id(p) in ids),
+            tuple(p for p in attempts if id(p) in ids))
+
+
+def shown_inspirations(ctx: ProposalContext, kind: PromptKind) -> tuple[Program, ...]:
+    """The inspirations worth listing: each program once (never the current program, nor
+    the crossover mate), and no initial program that a program of the prompt beats."""
+    excluded = {ctx.parent.id}
+    if kind == "crossover" and ctx.mate is not None:
+        excluded.add(ctx.mate.id)
+    unique: list[Program] = []
+    for program in ctx.inspirations:
+        if program.id not in excluded:
+            excluded.add(program.id)
+            unique.append(program)
+    top = max([ctx.parent.score, *(p.score for p in unique)])
+    return tuple(p for p in unique if not (p.edit_kind == "initial" and p.score < top))
 
 
 # ---------------------------------------------------------------------- formatting helpers
@@ -238,13 +348,19 @@ def _outcome(attempt: Program, parent: Program) -> str:
     return f"score {_score(attempt)} ({attempt.score - parent.score:+.4g} vs the current program)"
 
 
-def _diff(parent: str, attempt: str, max_lines: int) -> str:
-    """A fenced unified diff from the parent to the attempt; empty without attempt code."""
+def _attempt_code(parent: str, attempt: str) -> str:
+    """An attempt's code: the definitions it added or changed, in full, and the names it
+    removed; the whole evolve-block code when it does not parse; empty without code."""
     if not attempt.strip() or attempt == parent:
         return ""
-    lines = list(difflib.unified_diff(parent.splitlines(), attempt.splitlines(),
-                                      "current program", "attempt", n=2, lineterm=""))
-    shown = [line.rstrip() for line in lines[:max_lines]]  # no trailing blanks in prompts
-    if len(lines) > max_lines:
-        shown.append(f"... ({len(lines) - max_lines} more diff lines)")
-    return "```diff\n" + "\n".join(shown) + "\n```"
+    found = changes(_block_code(parent), _block_code(attempt))
+    if found is None:
+        return "Its code (it does not parse):\n```python\n" + \
+            _block_code(attempt).rstrip("\n") + "\n```"
+    parts = []
+    if found.changed:
+        parts.append("What it added or changed (the rest as in the current program):\n"
+                     "```python\n" + "\n\n".join(shown_text(d) for d in found.changed) + "\n```")
+    if found.removed:
+        parts.append("It removed: " + ", ".join(found.removed) + ".")
+    return "\n".join(parts) or "Its code differs from the current program only in layout."

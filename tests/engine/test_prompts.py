@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,13 @@ def golden_context() -> ProposalContext:
     top = Program(id=8, code=INITIAL.replace("HEADROOM = 1.0\nMARGIN = 0.0",
                                              "HEADROOM = 1.25\nMARGIN = 4.0"),
                   result=toy_result(57.862963703580434, 38118.842, 0.15333333333333332,
-                                    15235.3))
+                                    15235.3), parent_ids=(0,), edit_kind="diff")
     diverse = Program(id=5, code=EWMA, result=toy_result(47.07848415087522, 46850.897,
-                                                         0.3233333333333333, 17430.0))
+                                                         0.3233333333333333, 17430.0),
+                      parent_ids=(0,), edit_kind="rewrite")
     mate = Program(id=6, code=PEAK, result=toy_result(55.27526536795754, 39903.367,
-                                                      0.2633333333333333, 15644.9), island=1)
+                                                      0.2633333333333333, 15644.9), island=1,
+                   parent_ids=(0,), edit_kind="rewrite")
     failed = Program(id=12, code=INITIAL.replace("history[-WINDOW:]", "history[-WINDOW:-1]"),
                      result=EvalResult.invalid("provision raised ZeroDivisionError: division "
                                                "by zero", stderr=TRACEBACK),
@@ -139,13 +142,22 @@ def test_the_prompt_shows_what_the_llm_needs() -> None:
     user = PromptRenderer().render("diff", ctx).user
     assert ctx.task.strip() in user and ctx.parent.code.strip() in user
     assert "## Current program (score 47.612)" in user
-    assert "Metrics: cost=46325.9, oracle_cost=22056.7, violation_rate=0.53" in user
-    assert "### Program 1: top program (score 57.863)" in user
-    assert "### Program 2: diverse program (score 47.0785)" in user
-    assert "### Attempt 1 (diff): failed" in user and "ZeroDivisionError" in user
-    assert "### Attempt 2 (diff): score 53.0647 (+5.453 vs the current program)" in user
-    assert "+HEADROOM = 1.1" in user
+    assert ("Metrics (best: Program 1 (#8)): cost=46326 (best 38119), oracle_cost=22057, "
+            "violation_rate=0.53 (best 0.1533)") in user
+    assert "### Program 1: top program (#8, score 57.863)" in user
+    assert "### Program 2: diverse program (#5, score 47.0785)" in user
+    assert "vs the current program: violation_rate 0.1533 (-0.3767); cost 38119 (-8207)" \
+        in user
+    assert "### Attempt 1 (#12, diff): failed" in user and "ZeroDivisionError" in user
+    assert "### Attempt 2 (#9, diff): score 53.0647 (+5.453 vs the current program)" in user
+    assert "changed (the rest as in the current program):\n```python\nHEADROOM = 1.1\n```" \
+        in user
     assert "<<<<<<< SEARCH" in user and "```python\n# EVOLVE-BLOCK-START" not in user
+    # The answer format is stated at the top too, before the task.
+    assert user.index("SEARCH/REPLACE blocks") < user.index("## Task")
+    # Shared code appears once: Program 1 only changed constants; EWMA has its own provision.
+    assert "# provision: as in the current program" in user
+    assert "# WINDOW: as in the current program" in user and "ALPHA = 0.1" in user
 
 
 def test_each_kind_asks_for_its_own_answer_format() -> None:
@@ -184,7 +196,7 @@ def test_metrics_are_sorted_and_compact() -> None:
                                                         "mode": "lru", "ok": True})
     parent = Program(id=0, code=INITIAL, result=result)
     user = PromptRenderer().render("diff", bare_context(parent=parent)).user
-    assert "Metrics: alpha=3, mode=lru, ok=True, zeta=1.23457\n" in user
+    assert "Metrics: alpha=3, mode=lru, ok=True, zeta=1.235\n" in user
 
 
 def test_long_evaluator_texts_keep_their_tail_and_the_prompt_stays_bounded() -> None:
@@ -198,23 +210,62 @@ def test_long_evaluator_texts_keep_their_tail_and_the_prompt_stays_bounded() -> 
     assert len(user) < len(PromptRenderer().render("diff", bare_context()).user) + 2500
 
 
-def test_attempts_are_capped_and_a_failed_proposal_without_code_shows_no_diff() -> None:
+def test_attempts_are_capped_and_a_failed_proposal_without_code_shows_no_code() -> None:
     failed = Program(id=3, code="", result=EvalResult.invalid("no applicable edit"))
     attempts = tuple(Program(id=i, code=INITIAL.replace("1.0", f"1.{i}"),
                              result=EvalResult(valid=True, score=40.0 + i)) for i in range(1, 9))
     user = PromptRenderer(max_attempts=3).render(
         "diff", bare_context(attempts=(failed, *attempts))).user
     assert user.count("### Attempt ") == 3
-    assert "### Attempt 1 (initial): failed\n\nError: no applicable edit\n\n### Attempt 2" in user
-    assert "### Attempt 2 (initial): score 41 (-6.6 vs the current program)" in user
+    assert "### Attempt 1 (#3, initial): failed\n\nError: no applicable edit\n\n### Attempt 2" \
+        in user
+    assert "### Attempt 2 (#1, initial): score 41 (-6.6 vs the current program)" in user
 
 
-def test_long_diffs_are_cut() -> None:
-    attempt = Program(id=1, code=INITIAL.replace("\n", "\n# changed\n"),
-                      result=EvalResult(valid=True, score=1.0))
-    user = PromptRenderer(max_diff_lines=10).render(
-        "diff", bare_context(attempts=(attempt,))).user
-    assert "more diff lines)\n```" in user
+def test_an_attempt_shows_every_changed_definition_whole_never_a_cut_diff() -> None:
+    long_body = "".join(f"    x{n} = {n}\n" for n in range(150))
+    parent_code = INITIAL.replace("MARGIN = 0.0\n", "MARGIN = 0.0\n\n\ndef helper():\n"
+                                  + long_body + "    return 0\n")
+    attempt = Program(id=1, code=parent_code.replace("x149 = 149", "x149 = -1").replace(
+        "WINDOW = 1", "WINDOW = 2"), result=EvalResult(valid=True, score=1.0))
+    parent = Program(id=0, code=parent_code, result=EvalResult(valid=True, score=47.6))
+    user = PromptRenderer().render("diff", bare_context(parent=parent,
+                                                        attempts=(attempt,))).user
+    assert "more diff lines" not in user
+    section = user[user.index("### Attempt 1"):]
+    assert "WINDOW = 2" in section and "    x0 = 0\n" in section and "x149 = -1" in section
+    assert "def provision" not in section  # unchanged: not repeated
+
+
+def test_each_program_appears_once_and_a_dominated_initial_program_not_at_all() -> None:
+    ctx = golden_context()
+    initial = Program(id=0, code=INITIAL, result=ctx.parent.result)  # edit kind "initial"
+    parent = ctx.inspirations[0]  # the current program is #8 now
+    listed_attempt = Program(id=5, code=EWMA, result=ctx.inspirations[1].result,
+                             parent_ids=(8,), edit_kind="rewrite")
+    user = PromptRenderer().render("diff", replace(
+        ctx, parent=parent, inspirations=(parent, initial, ctx.inspirations[1],
+                                          ctx.inspirations[1]),
+        attempts=(listed_attempt,))).user
+    assert user.count("### Program ") == 1 and "### Program 1: diverse program (#5" in user
+    assert user.count("ALPHA = 0.1") == 1
+    assert "### Attempt 1 (#5, rewrite)" in user and "The same program as Program 1 above." \
+        in user
+
+
+def test_the_prompt_budget_leaves_out_whole_items_and_says_so() -> None:
+    ctx = golden_context()
+    full = PromptRenderer().render("diff", ctx)
+    assert "left out" not in full.user
+    size = len(full.system) + len(full.user)
+    tight = PromptRenderer(max_chars=size - 300).render("diff", ctx)
+    assert len(tight.system) + len(tight.user) <= size - 300
+    assert "more programs or attempts of this search are left out" in tight.user
+    assert "### Program 1: top program (#8" in tight.user  # the best one is kept first
+    assert tight.user.count("### ") < full.user.count("### ")
+    bare = PromptRenderer(max_chars=10).render("diff", ctx).user  # the core is never cut
+    assert ctx.parent.code.strip() in bare and ctx.task.strip() in bare
+    assert "### " not in bare and "4 more programs or attempts" in bare
 
 
 def test_repair_prompt_carries_the_error_tail() -> None:
