@@ -147,3 +147,51 @@ def test_ray_address_with_another_backend_is_a_usage_error(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert "'ray_address' needs backend 'ray'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# Logs each attempt, then loses its worker (a fault of the system: the process is gone) or
+# runs a candidate that crashes its sandbox (a fault of the candidate: an invalid result).
+FAULT_EVALUATOR = """import os
+
+def evaluate(candidate, options):
+    with open(options["log"], "a") as log:
+        log.write("attempt\\n")
+    if options["lose_worker"]:
+        os._exit(9)
+    return {"score": candidate.call("f")}
+"""
+
+
+def _fault_job(root: Path, log: Path, source: str, *, lose_worker: bool) -> EvalJob:
+    return EvalJob(str(root), "fault.py:evaluate", source, LIMITS,
+                   options={"log": str(log), "lose_worker": lose_worker})
+
+
+def test_system_faults_are_retried_a_bounded_number_of_times(tmp_path: Path) -> None:
+    import ray
+
+    (tmp_path / "fault.py").write_text(FAULT_EVALUATOR)
+    log = tmp_path / "attempts.log"
+    backend = RayBackend(1, system_retries=2)
+    try:
+        future = backend.submit(_fault_job(tmp_path, log, "def f():\n    return 1.0\n",
+                                           lose_worker=True))
+        with pytest.raises(ray.exceptions.WorkerCrashedError):
+            future.result(timeout=150)
+    finally:
+        backend.close()
+    assert log.read_text().split() == ["attempt"] * 3  # the first and two retries
+
+
+def test_candidate_faults_are_never_retried(tmp_path: Path) -> None:
+    (tmp_path / "fault.py").write_text(FAULT_EVALUATOR)
+    log = tmp_path / "attempts.log"
+    backend = RayBackend(1, system_retries=2)
+    try:
+        crash = "import os\ndef f():\n    os._exit(3)\n"
+        result = backend.submit(_fault_job(tmp_path, log, crash, lose_worker=False)) \
+            .result(timeout=60)
+    finally:
+        backend.close()
+    assert not result.valid and "exited with code 3" in (result.error or "")
+    assert log.read_text().split() == ["attempt"]

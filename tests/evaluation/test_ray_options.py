@@ -37,3 +37,42 @@ def test_options_reach_a_ray_worker_and_user_errors_come_back(tmp_path: Path) ->
             backend.submit(bad).result(timeout=60)
     finally:
         backend.close()
+
+
+def test_shipped_paths_land_in_the_nodes_copies_and_option_paths_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a cluster node sees (ray_shipping.py): the problem folder is its working
+    directory, the bundled harness is in the shipped adrs, an option path is unchanged."""
+    import adrs
+    from adrs.evaluation.ray_shipping import Packer, ShippedPath
+
+    repo = Path(__file__).resolve().parents[2]
+    root = repo / "problems" / "cbl"
+    job = EvalJob(str(root), "adrs.evaluators.cbl.evaluate:evaluate", "x = 1\n",
+                  harness=str(root / "../../evaluators/cbl/harness.py"),
+                  options={"trace_dir": str(tmp_path)})
+    packer = Packer(str(root))
+    staged = Path(packer.runtime_env()["py_modules"][0])
+    try:
+        assert packer.runtime_env()["working_dir"] == str(root.resolve())
+        for name in ("evaluators/cbl/harness.py", "problems/toy/problem.yaml",
+                     "prompts/rewrite.txt", "evaluation/runner.py"):
+            assert (staged / name).is_file(), name
+        shipped = packer.pack(job)
+        assert shipped.problem_root == ShippedPath("problem", "")
+        assert shipped.harness == ShippedPath("adrs", "evaluators/cbl/harness.py")
+        node = tmp_path / "node-copy"
+        node.mkdir()
+        monkeypatch.chdir(node)  # Ray runs a node's worker in its copy of the folder
+        local = shipped.localise()
+    finally:
+        packer.close()
+    assert local.problem_root == str(node)
+    assert local.harness == str(Path(adrs.__file__).parent / "evaluators/cbl/harness.py")
+    assert local.options == {"trace_dir": str(tmp_path)}  # needed on every node as it is
+    assert not staged.exists()
+    outside = Packer(str(root))
+    try:
+        assert outside.pack(EvalJob("/elsewhere", "e.py:f", "")).problem_root is None
+    finally:
+        outside.close()
