@@ -205,7 +205,9 @@ def test_candidates_run_on_every_node_from_shipped_code(cluster: Cluster, probe:
           f"{time.monotonic() - started:.1f} s (adrs run, Ray join included)")
     assert proc.returncode == 0, proc.stderr
     assert "workers: 2" in (run_dir / "config.yaml").read_text()  # auto: the cluster's CPUs
-    metrics = [_metrics(row) for row in _evaluated(_rows(run_dir))]
+    evaluated = _evaluated(_rows(run_dir))
+    assert sum(row["valid"] for row in evaluated) >= len(evaluated) // 2  # sandboxes work
+    metrics = [_metrics(row) for row in evaluated]
     assert len({m["node"] for m in metrics}) == len(cluster.nodes) == 2
     temp_dirs = [str(node.temp_dir) for node in cluster.nodes]
     for m in metrics:  # the evaluator and adrs were loaded from the nodes' shipped copies
