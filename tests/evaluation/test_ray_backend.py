@@ -195,3 +195,16 @@ def test_candidate_faults_are_never_retried(tmp_path: Path) -> None:
         backend.close()
     assert not result.valid and "exited with code 3" in (result.error or "")
     assert log.read_text().split() == ["attempt"]
+
+
+def test_workers_auto_off_a_cluster_is_this_machines_cpus(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--backend", "thread",
+                           "--workers", "auto", "--iterations", "3", "--run-dir",
+                           str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    cpus = len(os.sched_getaffinity(0))
+    assert f"workers: {cpus}\n" in (run_dir / "config.yaml").read_text()
+    bad = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--workers", "many"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "expected a number or 'auto'" in bad.stderr
