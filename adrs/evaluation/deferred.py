@@ -8,19 +8,21 @@ Once the real backend is up, new jobs go to it; jobs already on the interim one 
 there. A run that ends within `delay_s` of its first job never starts the real backend, and
 a longer run never waits for it.
 
-While it starts, Python's sys.stderr writes to a copy of file descriptor 2 (Ray points
-descriptor 2 itself at /dev/null while it starts), so the session's lines still show.
+While it starts, Python's sys.stderr sends the other threads' writes to a copy of file
+descriptor 2 (Ray points descriptor 2 itself at /dev/null while it starts, to hide its
+own lines), so the session's lines and errors still show.
 
 If the real backend cannot start, the jobs submitted from then on fail with its error (a
 fault of the system: the run stops and says why, as it did when Ray failed at the start).
 
-`close` closes the interim backend (cancelling what has not started, waiting for what
-runs), cancels a start still in its delay, and hands the real backend to a closer thread,
-which waits for its start to end and closes it (an embedded Ray's shutdown takes
-seconds): the session does not wait for it.
-The closers are joined before a new DeferredBackend starts its backend and at interpreter
-exit (`atexit`), so a process that exits normally leaves no Ray behind; adrs/cli's fast
-exit ends them with adrs/evaluation/reaper.py instead.
+The thread that starts the real backend lives as long as it: Ray's GCS server and raylet
+get the parent-death signal when the *thread* that started them ends. `close` closes the
+interim backend (cancelling what has not started, waiting for what runs), cancels a start
+still in its delay, and wakes that thread, which closes the real backend once its start
+has ended (an embedded Ray's shutdown takes seconds): the session does not wait for it.
+`wait_closed` joins the threads of closed backends; it runs before a new DeferredBackend
+starts its backend and at interpreter exit (`atexit`), so a process that exits normally
+leaves no Ray behind; the CLI's fast exit kills it instead (adrs/evaluation/reaper.py).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from typing import Any, TextIO, cast
 
 from adrs.evaluation.backends import EvalBackend
 from adrs.evaluation.runner import EvalJob
 from adrs.types import EvalResult
 
-_closers: list[threading.Thread] = []
-_closers_lock = threading.Lock()
+_starters: list[tuple[threading.Thread, threading.Event]] = []  # (thread, closing)
+_starters_lock = threading.Lock()
 
 
 class DeferredBackend:
@@ -66,9 +69,7 @@ class DeferredBackend:
             if self._closing.is_set():
                 raise RuntimeError("submit after close: the backend is closed")
             if self._starter is None:
-                self._starter = threading.Thread(target=self._start, daemon=True,
-                                                 name="adrs-backend-start")
-                self._starter.start()
+                self._launch()
             if not self._real.done():
                 return self._interim.submit(job)
         error = self._real.exception()
@@ -82,38 +83,58 @@ class DeferredBackend:
         with self._lock:
             if self._closing.is_set():
                 return
-            self._closing.set()
-            if self._starter is None:
-                self._real.cancel()  # never started: nothing to close
+            self._closing.set()  # wakes the starter: it closes the real backend
         self._interim.close()
-        closer = threading.Thread(target=_close_when_started, args=(self._real,),
-                                  name="adrs-backend-close", daemon=True)
-        with _closers_lock:
-            _closers.append(closer)
-        closer.start()
 
-    def _start(self) -> None:
+    def _launch(self) -> None:
+        self._starter = threading.Thread(target=self._own, name="adrs-backend-start",
+                                         daemon=True)
+        with _starters_lock:
+            _starters.append((self._starter, self._closing))
+        self._starter.start()
+
+    def _own(self) -> None:
+        """The starter thread: start the real backend, hold it until close, close it."""
         if self._closing.wait(self._delay_s):  # the run ended first: never started
             self._real.cancel()
             return
         wait_closed()  # an earlier session's backend is shut down before this one starts
         try:
-            with _python_stderr_kept():
+            with _stderr_routed():
                 backend = self._start_real()
         except BaseException as exc:  # handed to the jobs that need it
             self._real.set_exception(exc)
             return
         self._real.set_result(backend)
+        self._closing.wait()
+        backend.close()
+
+
+class _ByThread:
+    """sys.stderr while a backend starts: the starter thread's writes go to the original
+    stream (descriptor 2, /dev/null meanwhile), every other thread's to `copy`."""
+
+    def __init__(self, original: TextIO, copy: TextIO) -> None:
+        self._original, self._copy = original, copy
+        self._starter = threading.current_thread()
+
+    def _target(self) -> TextIO:
+        return self._original if threading.current_thread() is self._starter else self._copy
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
 
 
 @contextlib.contextmanager
-def _python_stderr_kept() -> Iterator[None]:
-    """Python's sys.stderr writes to a copy of file descriptor 2 for the block.
-
-    An embedded Ray's start points descriptor 2 at /dev/null while it runs (its native
-    lines; adrs/evaluation/ray_backend.py): here it runs beside the session, whose lines
-    and errors (`adrs: error: ...`) must still reach the terminal. Only when sys.stderr is
-    descriptor 2 itself (not a test's capture)."""
+def _stderr_routed() -> Iterator[None]:
+    """sys.stderr as `_ByThread` for the block, when it is descriptor 2 itself (not a
+    test's capture)."""
     stream = sys.stderr
     try:
         real = stream is not None and stream.fileno() == 2
@@ -125,29 +146,23 @@ def _python_stderr_kept() -> Iterator[None]:
     stream.flush()
     copy = os.fdopen(os.dup(2), "w", buffering=1, encoding=stream.encoding,
                      errors=stream.errors)
-    sys.stderr = copy
+    routed = cast(TextIO, _ByThread(stream, copy))
+    sys.stderr = routed
     try:
         yield
     finally:
-        if sys.stderr is copy:
+        if sys.stderr is routed:
             sys.stderr = stream
         copy.close()
 
 
-def _close_when_started(real: Future[EvalBackend]) -> None:
-    try:
-        backend = real.result()
-    except BaseException:  # it never started: nothing to close
-        return
-    backend.close()
-
-
 def wait_closed() -> None:
-    """Wait until every closed DeferredBackend's real backend is shut down."""
-    with _closers_lock:
-        pending = [t for t in _closers if t is not threading.current_thread()]
-        _closers[:] = [t for t in _closers if t.is_alive()]
-    for thread in pending:
+    """Wait until the real backend of every closed DeferredBackend is shut down."""
+    with _starters_lock:
+        closed = [(t, c) for t, c in _starters
+                  if c.is_set() and t is not threading.current_thread()]
+        _starters[:] = [(t, c) for t, c in _starters if t.is_alive()]
+    for thread, _ in closed:
         thread.join()
 
 
