@@ -18,6 +18,7 @@ that file. A recording without one (an older adrs) replays with fresh points.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import IO
 
@@ -26,6 +27,7 @@ from adrs.errors import UserError
 from adrs.store.database import RunStore
 
 SUFFIX = ".launches"
+_log = logging.getLogger(__name__)
 
 
 def points_path(recording: str | Path) -> Path:
@@ -65,6 +67,9 @@ class SamplingPoints:
     def _points(self) -> dict[int, int]:
         if self._loaded is None:
             self._loaded = read_points(self._replay) if self._replay else {}
+            if self._replay and not self._loaded:
+                _log.warning("no sampling points in '%s': the replay samples afresh, and may "
+                             "ask prompts the recording does not hold", self._replay)
             self._loaded.update(self._store.launches())  # this run's own, on resume
         return self._loaded
 

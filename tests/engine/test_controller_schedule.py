@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from adrs.config.run_config import RunConfig, dump, resolve
 from adrs.engine.archive import Archive
 from adrs.engine.controller import Controller
 from adrs.engine.schedule import points_path, read_points
+from adrs.errors import UserError
 from adrs.llm.mutator import LLMMutator, LLMReply, LLMRequest
 from adrs.problem.spec import Problem, load_problem
-from adrs.store.database import RunStore
+from adrs.store.database import DB_NAME, RunStore
 from adrs.store.events import CandidateEvaluated, CandidateLaunched, Event, Observer
 from adrs.types import LLMUsage
 
@@ -134,3 +136,31 @@ def test_a_killed_run_resumed_samples_its_lost_candidates_as_before(
     run(replayed)
     assert fingerprint(replayed) == fingerprint(resumed)
     assert records(tmp_path / "replayed") == records(tmp_path / "r")
+
+
+def test_a_store_without_sampling_points_still_opens(tmp_path: Path) -> None:
+    """A run of an older adrs has no `launches` table: read-only it has no points, and
+    opened for writing (resume) it gets the table."""
+    store = RunStore.create(tmp_path / "r", "{}\n", {"problem": "toy"})
+    store.add_launch(1, 1)
+    assert store.launches() == {1: 1}
+    store.close()
+    db = sqlite3.connect(tmp_path / "r" / DB_NAME)
+    db.execute("DROP TABLE launches")
+    db.commit()
+    db.close()
+    reader = RunStore.open(tmp_path / "r", readonly=True)
+    assert reader.launches() == {}
+    reader.close()
+    writer = RunStore.open(tmp_path / "r")
+    writer.add_launch(2, 1)
+    assert writer.launches() == {2: 1}
+    writer.close()
+
+
+def test_a_damaged_points_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = points_path(tmp_path / "exchanges.jsonl")
+    assert path.name == "exchanges.jsonl.launches" and read_points(path) == {}
+    path.write_text('{"id": 1, "sampled_after": 1}\n{"id": 2}\n')
+    with pytest.raises(UserError, match="line 2 is not a sampling point"):
+        read_points(path)
