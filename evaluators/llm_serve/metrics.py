@@ -61,7 +61,7 @@ def request_p99(outcome: Outcome, req: np.ndarray, gap: np.ndarray) -> np.ndarra
 
 
 def _pct(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else math.inf
+    return float(np.percentile(values, q, method="higher")) if values.size else math.inf
 
 
 def report(outcome: Outcome) -> Report:
