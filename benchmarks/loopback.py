@@ -1,0 +1,73 @@
+"""The scripted OpenAI-compatible server of the benchmarks, in its own process.
+
+It answers every request with a SEARCH/REPLACE edit of the toy's WINDOW, HEADROOM and
+MARGIN lines in the program the prompt shows as the current one (adrs's "## Current
+program" or OpenEvolve's "# Current Program"), after `delay_s`. In its own process, its
+CPU is not counted with the client's. `serve(delay_s)` yields its base URL.
+
+Usage (standalone): python benchmarks/loopback.py [--delay 0.0]  (prints the URL, serves
+until stdin closes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CURRENT = re.compile(r"#+ Current [Pp]rogram.*?```python\n(.*?)```", re.S)
+
+
+def toy_edit(body: dict[str, Any]) -> str:
+    """An edit of the current program's constants, a function of the request."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from openai_server import HEADROOM, MARGIN, WINDOW, digest
+
+    user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+    match = CURRENT.search(user)
+    code, h = (match.group(1) if match else ""), digest(body)
+    blocks = []
+    for pattern, new in ((WINDOW, f"WINDOW = {1 + h % 6}"),
+                         (HEADROOM, f"HEADROOM = {1.0 + (h >> 4) % 40 / 100:.2f}"),
+                         (MARGIN, f"MARGIN = {float((h >> 10) % 12)}")):
+        found = pattern.search(code)
+        if found and found.group(0) != new:
+            blocks.append(f"<<<<<<< SEARCH\n{found.group(0)}\n=======\n{new}\n"
+                          ">>>>>>> REPLACE\n")
+    return "Tune the constants.\n\n" + "".join(blocks)
+
+
+@contextmanager
+def serve(delay_s: float = 0.0) -> Iterator[str]:
+    """The server in a child process; yields its base URL."""
+    child = subprocess.Popen([sys.executable, __file__, "--delay", str(delay_s)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        yield child.stdout.readline().strip()
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "tests"))
+    from openai_server import FakeOpenAI, Reply
+
+    server = FakeOpenAI(lambda body, n: Reply(text=toy_edit(body), delay_s=args.delay))
+    with server.running():
+        print(server.url, flush=True)
+        sys.stdin.read()  # until the parent closes it
+
+
+if __name__ == "__main__":
+    main()
