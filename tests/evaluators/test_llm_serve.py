@@ -17,7 +17,7 @@ from adrs.evaluators.llm_serve.evaluate import configured, run
 from adrs.evaluators.llm_serve.lockstep import LocalPort, simulate
 from adrs.evaluators.llm_serve.metrics import report
 from adrs.evaluators.llm_serve.scenarios import bundled, scenario
-from adrs.evaluators.llm_serve.simulator import DONE, RUNNING, Simulation
+from adrs.evaluators.llm_serve.simulator import DONE, RUNNING, SWAPPED, Simulation
 from adrs.evaluators.llm_serve.workloads import ARXIV, CHAT, Workload, generate, load_trace
 
 ROOT = Path(__file__).resolve().parents[2] / "problems" / "llm-serve"
@@ -183,3 +183,96 @@ def test_the_reference_beats_the_initial_program() -> None:
     assert 40 < initial["score"] < sarathi["score"] < 100
     assert initial["metrics"]["tbt_ok"] < sarathi["metrics"]["tbt_ok"]
     assert "chat/poisson/low" in initial["feedback"] or "Lowest" in initial["feedback"]
+
+
+SWAP_ONCE = '''
+class SwapOnce(Scheduler):
+    """Admits every prompt whole; at epoch 4 swaps the oldest decoding request out and at
+    epoch 8 brings it back."""
+
+    def __init__(self):
+        self.out = None
+
+    def schedule(self, r):
+        if r.epoch == 4:
+            self.out = next(q for q in r.running if not q.in_prefill)
+            r.preempt(self.out, swap=True)
+        elif r.epoch == 8:
+            r.swap_in(self.out)
+        for q in r.waiting:
+            r.prefill(q, q.prefill_left)
+'''
+
+
+def test_swap_out_and_in_keeps_blocks_swap_space_and_views_in_step(tmp_path: Path) -> None:
+    """A request swapped out keeps its blocks in swap space and stops decoding; swapped in,
+    it decodes again from where it was. After every step the harness's views agree with
+    the simulator, and the free GPU and swap blocks it shows are the simulator's."""
+    model = dataclasses.replace(MISTRAL_7B_A100, gpu_blocks=200, swap_blocks=50)
+    sim = Simulation([scenario("swap", "g", "-", workload([100, 60, 30], [40, 40, 40]))],
+                     model)
+    port = LocalPort(program(tmp_path, SWAP_ONCE))
+    port.start([{"total_blocks": 200, "swap_blocks": 50, "block_size": 16,
+                 "max_batch_tokens": 16384, "max_seqs": 512, "max_model_len": 16384}])
+    replica = port.harness._replicas[0]
+    swapped_at: list[tuple[int, int, int]] = []
+    step = 0
+    while True:
+        asked, message = sim.observe(step)
+        if not asked:
+            break
+        reply = port.step(message)
+        assert (replica.free_blocks, replica.free_swap_blocks) == (sim.free_gpu[0],
+                                                                   sim.free_swap[0])
+        sim.decide(asked, parse_reply(reply, 1))
+        live = sim.state != DONE
+        assert sim.free_gpu[0] == 200 - sim.blocks[live & (sim.state == RUNNING)].sum()
+        assert sim.free_swap[0] == 50 - sim.blocks[live & (sim.state == SWAPPED)].sum()
+        for q in replica.running + replica.swapped:
+            if sim.state[q.rid] == DONE:  # the harness hears of it at the next step
+                continue
+            assert sim.state[q.rid] == (SWAPPED if q in replica.swapped else RUNNING)
+            assert (q.computed, q.generated, q.blocks) == (
+                sim.computed[q.rid], sim.generated[q.rid], sim.blocks[q.rid])
+        swapped_at += [(q.rid, q.generated, q.blocks) for q in replica.swapped]
+        step += 1
+    assert len(swapped_at) == 4 and len(set(swapped_at)) == 1  # epochs 4-7, frozen
+    rid, generated, blocks = swapped_at[0]
+    assert generated > 0 and blocks > 0 and sim.preempted.tolist() == [1, 0, 0]
+    assert sim.generated[rid] == 40  # it decoded to its end after the swap-in
+    assert (sim.state == DONE).all() and sim.free_swap[0] == 50
+
+
+def test_output_lengths_never_reach_the_policy(tmp_path: Path) -> None:
+    """Two traces that differ only in output lengths send the policies byte-identical
+    messages until a request ends, and a request view holds no attribute that could carry
+    its output length."""
+    path = program(tmp_path, '''
+class Whole(Scheduler):
+    def schedule(self, r):
+        for q in r.waiting:
+            r.prefill(q, q.prefill_left)
+''')
+    prompts = [300, 50, 700, 120]
+    short, long = ([20, 25, 30, 35], [900, 400, 600, 800])
+    sims = [Simulation([scenario("o", "g", "-", workload(prompts, out, 0.01))],
+                       MISTRAL_7B_A100) for out in (short, long)]
+    ports = [LocalPort(path), LocalPort(path)]
+    for port in ports:
+        port.start([{"total_blocks": 26000, "swap_blocks": 2048, "block_size": 16,
+                     "max_batch_tokens": 16384, "max_seqs": 512, "max_model_len": 16384}])
+    step = 0
+    while not (sims[0].state == DONE).any():
+        (asked_a, msg_a), (asked_b, msg_b) = sims[0].observe(step), sims[1].observe(step)
+        assert asked_a == asked_b and msg_a == msg_b
+        for sim, port, asked, msg in zip(sims, ports, (asked_a, asked_b), (msg_a, msg_b),
+                                         strict=True):
+            sim.decide(asked, parse_reply(port.step(msg), 1))
+        step += 1
+    assert step >= 20  # the first request ended after its 20 tokens
+    request = ports[0].harness._replicas[0].running[0]
+    public = {n for n in dir(request) if not n.startswith("__")}
+    assert public == {"_comp", "_fold", "_gen", "_live", "_mark", "_replica", "arrival",
+                      "blocks", "computed", "generated", "in_prefill", "preemptions",
+                      "prefill_left", "prompt_tokens", "rid", "target"}
+    assert not hasattr(request, "__dict__")  # __slots__: nothing can be attached

@@ -57,3 +57,46 @@ def test_a_bad_trace_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "arrival_s,prompt_tokens,output_tokens" in lines[0]
+
+
+PROBE = '''
+import gc
+import sys
+
+
+class Scheduler:
+    def schedule(self, replica):
+        raise NotImplementedError
+
+
+# EVOLVE-BLOCK-START
+class Probe(Scheduler):
+    """Fails the evaluation if anything of the trusted side is reachable in its process."""
+
+    def schedule(self, r):
+        found = [m for m in sys.modules if m.startswith("adrs.evaluators")]
+        found += [type(o).__name__ for o in gc.get_objects()
+                  if type(o).__name__ in ("Simulation", "Workload", "Scenario", "Outcome")]
+        found += [m for m in sys.modules if m == "numpy" or m.startswith("numpy.")][:1]
+        if found:
+            raise RuntimeError("trusted state reachable: " + ", ".join(sorted(set(found))))
+        for q in r.waiting:
+            r.prefill(q, q.prefill_left)
+# EVOLVE-BLOCK-END
+'''
+
+
+def test_the_simulator_is_not_reachable_from_the_sandbox(tmp_path: Path) -> None:
+    """In the candidate's process there is no simulator module, no simulator object and no
+    numpy array of lengths: the policy sees only what the harness builds from messages."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,100,5\n0.1,200,7\n")
+    problem = load_problem("llm-serve")
+    job = EvalJob(str(ROOT), problem.spec.evaluator, PROBE, Limits(timeout_s=60),
+                  harness=problem.spec.harness, options={"trace": str(trace)})
+    result = run_job(job)
+    assert result.valid, result.error
+    leaky = PROBE.replace('"Outcome")', '"Outcome", "Request")')  # the harness's own views
+    result = run_job(EvalJob(str(ROOT), problem.spec.evaluator, leaky, Limits(timeout_s=60),
+                             harness=problem.spec.harness, options={"trace": str(trace)}))
+    assert not result.valid and "trusted state reachable: Request" in str(result.error)
