@@ -3,9 +3,11 @@
 Lengths follow log-normal laws fitted to the median and 90th percentile that Sarathi-Serve
 (OSDI'24, Table 2) reports for its two datasets (README.md): openchat_sharegpt4 (chat:
 prompt 1,730 / 5,696 tokens, output 415 / 834) and arxiv_summarization (prompt 7,059 /
-12,985, output 208 / 371). Arrivals are Poisson, or bursty: Gamma inter-arrival times
-with a coefficient of variation of 3 (AlpaServe's bursty model). Every scenario draws its
-own requests from its own seed, so no scenario's past tells another's future.
+12,985, output 208 / 371); the chat figures are verified against the trace file of
+Sarathi-Serve's artifact, the arXiv ones only in part (README.md says which). Arrivals
+are Poisson, or bursty: Gamma inter-arrival times with a coefficient of variation of 3
+(AlpaServe's bursty model). Every scenario draws its own requests from its own seed,
+so no scenario's past tells another's future.
 """
 
 from __future__ import annotations
