@@ -10,6 +10,9 @@ the last ten (candidates 31-40), and the size of the prompt of candidate 40.
 
     /work/shared/bin/offline .venv/bin/python benchmarks/prompt_size.py \
         [--problems cbl txn] [--seed 0] [--keep DIR] [--runs RUN_DIR ...] [--show ID]
+
+Before/after on the same stores: check the old commit out with `git worktree add OLD COMMIT`
+and run this script with `PYTHONPATH=OLD ... --templates OLD/prompts --runs ...`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def run(problem: str, seed: int, run_dir: Path, calls: int) -> None:
                     "--run-dir", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
 
 
-def prompts(run_dir: Path) -> dict[int, RenderedPrompt]:
+def prompts(run_dir: Path, templates: Path | None = None) -> dict[int, RenderedPrompt]:
     """The prompt each candidate but the initial would have been sent, by candidate id."""
     config = load_config(run_dir)
     store = RunStore.open(run_dir, readonly=True)
@@ -51,15 +54,16 @@ def prompts(run_dir: Path) -> dict[int, RenderedPrompt]:
         task = load_problem(store.meta("problem") or "?").task
     finally:
         store.close()
-    return {record.id: prompt for record, prompt in _render_all(records, config, task)}
+    return {record.id: prompt
+            for record, prompt in _render_all(records, config, task, templates)}
 
 
-def _render_all(records: list[CandidateRecord], config: RunConfig,
-                task: str) -> list[tuple[CandidateRecord, RenderedPrompt]]:
+def _render_all(records: list[CandidateRecord], config: RunConfig, task: str,
+                templates: Path | None) -> list[tuple[CandidateRecord, RenderedPrompt]]:
     archive = Archive(config.archive, seed=config.seed)
     memory = AttemptsMemory(config.llm.recent_attempts)
     chooser = LLMMutator(ScriptedClient(lambda _: ""), config.llm)
-    renderer = PromptRenderer()
+    renderer = PromptRenderer(templates)
     applied = 0
     out = []
     for record in records[1:]:
@@ -107,6 +111,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the run folders under this folder")
     parser.add_argument("--runs", nargs="+", type=Path, help="existing run folders instead")
     parser.add_argument("--show", type=int, help="print the prompt of this candidate")
+    parser.add_argument("--templates", type=Path, help="a prompt template folder (default: "
+                        "the bundled one; an older checkout's for 'before' figures)")
     args = parser.parse_args()
     runs = args.runs
     if not runs:
@@ -117,7 +123,7 @@ def main() -> None:
             if not run_dir.exists():
                 run(problem, args.seed, run_dir, args.calls)
     for run_dir in runs:
-        rendered = prompts(run_dir)
+        rendered = prompts(run_dir, args.templates)
         report(run_dir.name, rendered)
         if args.show is not None and args.show in rendered:
             print(rendered[args.show].system + "\n\n" + rendered[args.show].user)
