@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("ADRS_BENCH_KEY", "sk-bench")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        url = None if args.client == "scripted" else stack.enter_context(serve())
+        url = None if args.client == "scripted" else stack.enter_context(serve()).url
         warm(args.client, url)
         cpu = time.process_time()
         stamps = run(args.candidates, Path(tmp) / "run", args.client, url)

@@ -3,10 +3,12 @@
 It answers every request with a SEARCH/REPLACE edit of the toy's WINDOW, HEADROOM and
 MARGIN lines in the program the prompt shows as the current one (adrs's "## Current
 program" or OpenEvolve's "# Current Program"), after `delay_s`. In its own process, its
-CPU is not counted with the client's. `serve(delay_s)` yields its base URL.
+CPU is not counted with the client's. `serve(delay_s)` yields a `Loopback` whose `url` is
+the base URL and whose `calls`, once the block has ended, is the number of requests the
+server answered.
 
 Usage (standalone): python benchmarks/loopback.py [--delay 0.0]  (prints the URL, serves
-until stdin closes)
+until stdin closes, then prints the number of requests)
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CURRENT = re.compile(r"#+ Current [Pp]rogram.*?```python\n(.*?)```", re.S)
+CURRENT = re.compile(r"^#+ Current [Pp]rogram(?: \(score[^\n]*\))?[ \t]*$.*?```python\n(.*?)```",
+                     re.S | re.M)
 
 
 def toy_edit(body: dict[str, Any]) -> str:
@@ -43,16 +47,24 @@ def toy_edit(body: dict[str, Any]) -> str:
     return "Tune the constants.\n\n" + "".join(blocks)
 
 
+@dataclass
+class Loopback:
+    url: str
+    calls: int = 0
+
+
 @contextmanager
-def serve(delay_s: float = 0.0) -> Iterator[str]:
-    """The server in a child process; yields its base URL."""
+def serve(delay_s: float = 0.0) -> Iterator[Loopback]:
+    """The server in a child process (see the module docstring)."""
     child = subprocess.Popen([sys.executable, __file__, "--delay", str(delay_s)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdin is not None
+    server = Loopback(child.stdout.readline().strip())
     try:
-        yield child.stdout.readline().strip()
+        yield server
     finally:
         child.stdin.close()
+        server.calls = int(child.stdout.readline().strip() or 0)
         child.wait(timeout=10)
 
 
@@ -67,6 +79,7 @@ def main() -> None:
     with server.running():
         print(server.url, flush=True)
         sys.stdin.read()  # until the parent closes it
+        print(len(server.seen), flush=True)
 
 
 if __name__ == "__main__":
