@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ from adrs.config.run_config import RunConfig, resolve
 from adrs.engine.mutator import Proposal, ProposalContext
 from adrs.errors import UserError
 from adrs.evaluation.backends import ThreadBackend
+from adrs.evaluation.runner import EvalJob
 from adrs.run import session
 from adrs.run.session import resume_run, start_run
 from adrs.store.database import DB_NAME, RUNNING, RunEnding, RunStore, run_ending
 from adrs.store.events import Event, RunStarted
+from adrs.types import EvalResult
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -206,3 +209,63 @@ def _count(run_dir: Path) -> int:
             db.close()
     except sqlite3.Error:
         return 0
+
+
+# ------------------------------------------- the default backend: Ray starts behind the run
+
+
+def ray_config(iterations: int) -> RunConfig:
+    return resolve([("test", {"stop": {"iterations": iterations},
+                              "evaluation": {"backend": "ray", "workers": 2}})])
+
+
+def test_a_run_shorter_than_the_ray_delay_never_starts_ray(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+
+    def no_ray(workers: int, address: str | None) -> ThreadBackend:
+        started.append(workers)
+        return ThreadBackend(workers)
+
+    monkeypatch.setattr(session, "_ray", no_ray)
+    monkeypatch.setattr(session, "RAY_DELAY_S", 60.0)
+    summary = start_run("toy", ray_config(6), tmp_path / "r", [])
+    assert summary.reason == "iterations" and summary.valid > 0 and not started
+
+
+def test_the_real_backend_takes_over_once_up_and_is_closed_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates go to the real backend once it is up; it is closed after the run."""
+    from adrs.evaluation.deferred import wait_closed
+
+    class Real(ThreadBackend):
+        jobs = 0
+        closed = False
+
+        def submit(self, job: EvalJob) -> Future[EvalResult]:
+            Real.jobs += 1
+            return super().submit(job)
+
+        def close(self) -> None:
+            Real.closed = True
+            super().close()
+
+    monkeypatch.setattr(session, "_ray", lambda workers, address: Real(workers))
+    monkeypatch.setattr(session, "RAY_DELAY_S", 0.0)
+    summary = start_run("toy", ray_config(12), tmp_path / "r", [])
+    wait_closed()
+    assert summary.reason == "iterations" and Real.jobs > 0 and Real.closed
+
+
+def test_the_fast_exit_of_adrs_run_leaves_the_run_stored(tmp_path: Path) -> None:
+    """`adrs run` exits right after its summary: the store and event log are complete."""
+    run_dir = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--iterations", "5",
+                           "--run-dir", str(run_dir)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("best score")
+    assert run_ending(run_dir) == RunEnding("finished", "iterations")
+    assert _count(run_dir) == 5
+    last = (run_dir / "events.jsonl").read_text().rstrip().splitlines()[-1]
+    assert last.startswith('{"type": "RunStopped"'), last
