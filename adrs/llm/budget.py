@@ -2,7 +2,9 @@
 
 The controller stops launching candidates once the *stored* cost reaches the budget, but
 several proposals are in flight by then. This guard counts every call as it completes, and
-reserves the cost of the dearest call seen so far for each call in flight: a call starts
+reserves for each call in flight an estimate of its cost: the dearest call seen so far, or
+more for a longer prompt (the highest cost per prompt character seen, times this prompt's
+characters, since prompts grow as a run goes on). A call starts
 only while spent + reserved < budget (else it waits for a call in flight to finish, or is
 refused once the spent dollars reach the budget). The controller stops launching once the
 spent dollars reach the budget, so a run ends within about one call's cost above it.
@@ -29,6 +31,7 @@ class BudgetGuard:
         self._unstored: dict[int, float] = {}  # completed calls of candidates not yet stored
         self._reserved = 0.0
         self._largest_call = 0.0
+        self._per_char = 0.0  # the highest cost per prompt character seen
         self._changed = asyncio.Condition()
 
     @property
@@ -42,7 +45,7 @@ class BudgetGuard:
                 if self.spent_usd >= self.budget_usd:
                     raise CallRefused(f"the LLM budget of ${self.budget_usd:g} is spent")
                 await self._changed.wait()  # a call in flight may leave room for this one
-            estimate = self._largest_call
+            estimate = self._estimate(request)
             self._reserved += estimate
         reply: LLMReply | None = None
         try:
@@ -52,13 +55,22 @@ class BudgetGuard:
             async with self._changed:
                 self._reserved -= estimate
                 if reply is not None:
-                    self._charge(request.candidate_id, reply.usage.cost_usd)
+                    self._charge(request, reply.usage.cost_usd)
                 self._changed.notify_all()
 
-    def _charge(self, candidate_id: int, cost: float) -> None:
-        self._unstored[candidate_id] = self._unstored.get(candidate_id, 0.0) + cost
+    def _estimate(self, request: LLMRequest) -> float:
+        return max(self._largest_call, self._per_char * prompt_chars(request))
+
+    def _charge(self, request: LLMRequest, cost: float) -> None:
+        cid = request.candidate_id
+        self._unstored[cid] = self._unstored.get(cid, 0.0) + cost
         self._largest_call = max(self._largest_call, cost)
+        self._per_char = max(self._per_char, cost / max(1, prompt_chars(request)))
 
     def observe(self, record: CandidateRecord, status: AddStatus | None) -> None:
         self._unstored.pop(record.id, None)
         self._stored += record.usage.cost_usd
+
+
+def prompt_chars(request: LLMRequest) -> int:
+    return sum(len(m.content) for m in request.messages)
