@@ -15,7 +15,7 @@ which all k call slots were busy. 'net' divides by the span from the first reque
 last answer instead, leaving start-up and exit out.
 
 Usage:
-    .venv/bin/python benchmarks/latency_hiding.py [--calls 100] [--backend thread]
+    .venv/bin/python benchmarks/latency_hiding.py [--calls 100] [--backend thread] [--workers 2]
         [--scenario fixed:2 exp:2 exp:4] [--mean 0.5] [--seed 1] [--repeats 1]
 Prints one line per run, and for each scenario the throughput of deterministic mode
 relative to non-deterministic (ratio of busy shares, median over the repeats).
@@ -75,13 +75,13 @@ class Outcome:
     first_request_s: float
 
 
-def config_file(folder: Path, url: str, backend: str, in_flight: int, calls: int,
-                deterministic: bool, seed: int) -> Path:
+def config_file(folder: Path, url: str, args: argparse.Namespace, in_flight: int,
+                deterministic: bool) -> Path:
     path = folder / "run.yaml"
     path.write_text(
-        f"seed: {seed}\ndeterministic: {str(deterministic).lower()}\n"
-        f"stop: {{iterations: {calls + 1}}}\n"
-        f"evaluation: {{backend: {backend}, workers: 2}}\n"
+        f"seed: {args.seed}\ndeterministic: {str(deterministic).lower()}\n"
+        f"stop: {{iterations: {args.calls + 1}}}\n"
+        f"evaluation: {{backend: {args.backend}, workers: {args.workers}}}\n"
         f"llm:\n  mode: litellm\n  proposals_in_flight: {in_flight}\n  max_retries: 0\n"
         "  timeout_s: 60\n"
         f"  models: [{{name: openai/toy, api_base: '{url}', api_key_env: ADRS_BENCH_KEY, "
@@ -93,8 +93,7 @@ def one_run(kind: str, in_flight: int, deterministic: bool, args: argparse.Names
             ) -> Outcome:
     script = DelayedScript(kind, args.mean, args.seed)
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(script).running() as server:
-        config = config_file(Path(tmp), server.url, args.backend, in_flight, args.calls,
-                             deterministic, args.seed)
+        config = config_file(Path(tmp), server.url, args, in_flight, deterministic)
         env = {**os.environ, "ADRS_BENCH_KEY": "sk-bench"}
         start = time.perf_counter()
         done = subprocess.run(
@@ -114,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="candidates after the initial")
     parser.add_argument("--backend", default="thread", choices=["local", "thread"])
+    parser.add_argument("--workers", type=int, default=2, help="evaluation workers")
     parser.add_argument("--scenario", nargs="+", default=["fixed:2", "exp:2", "exp:4"],
                         help="KIND:IN_FLIGHT, KIND one of fixed, exp")
     parser.add_argument("--mean", type=float, default=0.5, help="delay (mean) in seconds")
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="pairs of runs per scenario")
     args = parser.parse_args()
     print(f"adrs run toy, {args.calls} candidates, --backend {args.backend}, "
+          f"{args.workers} workers, "
           f"delay {args.mean} s (fixed or exponential mean)")
     print(f"{'scenario':<10} {'determ.':<8} {'calls':>5} {'ideal s':>8} {'wall s':>8} "
           f"{'raw':>6} {'net':>6} {'1st req s':>9} {'gap/call ms':>11}")
