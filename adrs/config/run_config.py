@@ -71,12 +71,15 @@ class EvaluationConfig:
     """How candidates are evaluated: backend, parallel workers and sandbox limits.
 
     `ray` starts an embedded local Ray, or joins the cluster at `ray_address` ("auto" or
-    "HOST:PORT"); `local` is a process pool, `thread` threads (cheap evaluators).
+    "HOST:PORT"); `local` is a process pool, `thread` threads (cheap evaluators). An
+    embedded Ray starts in the background `ray_start_delay_s` after the first evaluation;
+    until it is up, candidates run in threads of the run's process, each in its sandbox.
     """
 
     backend: Literal["ray", "local", "thread"] = "ray"
     workers: int = 2
     ray_address: str | None = None
+    ray_start_delay_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -84,6 +87,8 @@ class EvaluationConfig:
             raise ValueError("'workers' must be at least 1")
         if self.ray_address is not None and self.backend != "ray":
             raise ValueError("'ray_address' needs backend 'ray'")
+        if self.ray_start_delay_s < 0:
+            raise ValueError("'ray_start_delay_s' must be at least 0")
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,6 @@ from adrs.store.database import (
 from adrs.store.events import Event, EventLog, Observer, RunStarted, RunStopped
 from adrs.types import EvalResult
 
-# An embedded Ray starts this long after the first job (make_backend): its start takes
-# seconds of CPU, which a run this short loses rather than gains (measured on 2 cores: a
-# 100-call toy run took 5.7 s with Ray starting 2 s in, 3.8-4.4 s without).
-RAY_DELAY_S = 10.0
 OFFLINE_NOTICE = "no LLM configured: proposing with the offline mutator (constant " \
                  "perturbation, operator swaps, crossover between elites)"
 
@@ -300,9 +296,12 @@ async def _drive(controller: Controller, started: RunStarted,
 
 def make_backend(config: RunConfig) -> EvalBackend:
     """The configured backend. An embedded Ray takes seconds to start: it starts in the
-    background RAY_DELAY_S after the first job, whose candidates meanwhile run in threads
-    of this process, each in its sandbox as always (adrs/evaluation/deferred.py); a run
-    that ends sooner never starts it."""
+    background `evaluation.ray_start_delay_s` after the first job, whose candidates
+    meanwhile run in threads of this process, each in its sandbox as always
+    (adrs/evaluation/deferred.py); a run that ends sooner never starts it. The default,
+    10 s: Ray's start takes seconds of CPU, which a shorter run loses rather than gains
+    (measured on 2 cores: a 100-call toy run took 5.7 s with Ray starting 2 s in, 3.8-4.4 s
+    without)."""
     workers = config.evaluation.workers
     if config.evaluation.backend == "thread":
         return ThreadBackend(workers)
@@ -310,7 +309,7 @@ def make_backend(config: RunConfig) -> EvalBackend:
         address = config.evaluation.ray_address
         if address is None:
             return DeferredBackend(lambda: _ray(workers, None), ThreadBackend(workers),
-                                   delay_s=RAY_DELAY_S)
+                                   delay_s=config.evaluation.ray_start_delay_s)
         return _ray(workers, address)
     return LocalBackend(workers)
 

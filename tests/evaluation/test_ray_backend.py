@@ -14,6 +14,7 @@ from adrs.config.run_config import EvaluationConfig, RunConfig, resolve
 from adrs.evaluation.ray_backend import RayBackend
 from adrs.evaluation.runner import EvalJob
 from adrs.sandbox.candidate import Limits
+from adrs.store.database import RunStore
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("ray_cluster")]
 
@@ -98,22 +99,54 @@ def test_ray_is_the_default_backend_and_address_needs_it() -> None:
 BOGUS_RAY_ADDRESS = "127.0.0.1:1"
 
 
+SLOW_PID_EVALUATOR = """
+import os
+import time
+
+_scaffolded = evaluate
+
+
+def evaluate(candidate):
+    time.sleep(0.15)
+    result = _scaffolded(candidate)
+    result.setdefault("metrics", {})["pid"] = os.getpid()
+    return result
+"""
+
+
 def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
     """The default backend starts its own local Ray, whatever RAY_ADDRESS says, and
-    nothing but adrs's own lines reach the terminal (no Ray notices on stderr)."""
+    nothing but adrs's own lines reach the terminal (no Ray notices on stderr). With no
+    start delay, Ray comes up while the first candidates run in the adrs process (its pid
+    in the evaluator's metrics) and takes the later ones (a Ray worker's pid)."""
     env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
     env.pop("ADRS_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "adrs", "run", "toy", "--iterations", "6",
-                           "--run-dir", str(tmp_path / "r")], capture_output=True, text=True,
-                          timeout=150, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "6 candidates" in proc.stdout
-    config = (tmp_path / "r" / "config.yaml").read_text()
-    assert "backend: ray" in config
-    assert proc.stderr == ""
+    adrs = [sys.executable, "-m", "adrs"]
+    subprocess.run([*adrs, "problems", "new", "slow", "--dir", str(tmp_path)], check=True,
+                   capture_output=True, env=env)
+    problem = tmp_path / "slow"
+    with (problem / "evaluator.py").open("a") as evaluator:
+        evaluator.write(SLOW_PID_EVALUATOR)
+    config = tmp_path / "c.yaml"
+    config.write_text("evaluation: {ray_start_delay_s: 0}\nstop: {iterations: 120}\n")
+    proc = subprocess.Popen([*adrs, "run", str(problem), "-c", str(config),
+                             "--run-dir", str(tmp_path / "r")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out, err = proc.communicate(timeout=200)
+    assert proc.returncode == 0, err
+    assert "120 candidates" in out
+    assert "backend: ray" in (tmp_path / "r" / "config.yaml").read_text()
+    assert err == ""
     assert all(line.startswith(("adrs: ", "run folder: ", "candidates ", "new best ",
                                 "stopped: ", "best score ")) for line in
-               proc.stdout.splitlines()), proc.stdout
+               out.splitlines()), out
+    store = RunStore.open(tmp_path / "r", readonly=True)
+    try:
+        pids = [r.result.metrics["pid"] for r in store.records() if r.result and r.result.valid]
+    finally:
+        store.close()
+    assert pids[0] == proc.pid  # before Ray was up: a thread of the adrs process
+    assert any(pid != proc.pid for pid in pids), "Ray never took a candidate"
 
 
 EMBEDDED = """import sys

@@ -214,9 +214,10 @@ def _count(run_dir: Path) -> int:
 # ------------------------------------------- the default backend: Ray starts behind the run
 
 
-def ray_config(iterations: int) -> RunConfig:
+def ray_config(iterations: int, delay_s: float = 10.0) -> RunConfig:
     return resolve([("test", {"stop": {"iterations": iterations},
-                              "evaluation": {"backend": "ray", "workers": 2}})])
+                              "evaluation": {"backend": "ray", "workers": 2,
+                                             "ray_start_delay_s": delay_s}})])
 
 
 def test_a_run_shorter_than_the_ray_delay_never_starts_ray(
@@ -228,8 +229,7 @@ def test_a_run_shorter_than_the_ray_delay_never_starts_ray(
         return ThreadBackend(workers)
 
     monkeypatch.setattr(session, "_ray", no_ray)
-    monkeypatch.setattr(session, "RAY_DELAY_S", 60.0)
-    summary = start_run("toy", ray_config(6), tmp_path / "r", [])
+    summary = start_run("toy", ray_config(6, delay_s=60.0), tmp_path / "r", [])
     assert summary.reason == "iterations" and summary.valid > 0 and not started
 
 
@@ -251,8 +251,7 @@ def test_the_real_backend_takes_over_once_up_and_is_closed_after(
             super().close()
 
     monkeypatch.setattr(session, "_ray", lambda workers, address: Real(workers))
-    monkeypatch.setattr(session, "RAY_DELAY_S", 0.0)
-    summary = start_run("toy", ray_config(12), tmp_path / "r", [])
+    summary = start_run("toy", ray_config(12, delay_s=0.0), tmp_path / "r", [])
     wait_closed()
     assert summary.reason == "iterations" and Real.jobs > 0 and Real.closed
 
