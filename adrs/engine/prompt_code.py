@@ -15,9 +15,14 @@ Code that does not parse is returned whole: nothing is ever cut mid-definition.
 from __future__ import annotations
 
 import ast
+import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+# Programs are immutable and a prompt (and the next ones) lists the same few codes again
+# and again: parses and comparisons are kept per code text, for the codes seen recently.
+CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ class Changes:
 def definitions(code: str) -> list[Definition] | None:
     """The top-level statements of `code` in order, a class cut into its header (up to its
     first member) and its members (keys `Class.member`); None when it does not parse."""
+    parsed = _parsed(code)
+    return None if parsed is None else list(parsed[0])
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _parsed(code: str) -> tuple[tuple[Definition, ...], tuple[str, ...]] | None:
+    """`code`'s definitions and lines (each computed once per code text); None when it
+    does not parse."""
     try:
         with warnings.catch_warnings():  # candidates may hold invalid escapes
             warnings.simplefilter("ignore")
@@ -55,7 +68,7 @@ def definitions(code: str) -> list[Definition] | None:
             found.extend(_class_parts(node, lines))
         else:
             found.append(_definition(node, lines, prefix=""))
-    return found
+    return tuple(found), tuple(lines)
 
 
 def _span(node: ast.stmt) -> tuple[int, int]:
@@ -63,11 +76,11 @@ def _span(node: ast.stmt) -> tuple[int, int]:
     return first, (node.end_lineno or node.lineno) - 1
 
 
-def _text(lines: list[str], first: int, last: int) -> str:
+def _text(lines: Sequence[str], first: int, last: int) -> str:
     return "\n".join(line.rstrip() for line in lines[first:last + 1])
 
 
-def _definition(node: ast.stmt, lines: list[str], prefix: str) -> Definition:
+def _definition(node: ast.stmt, lines: Sequence[str], prefix: str) -> Definition:
     first, last = _span(node)
     text = _text(lines, first, last)
     name = _name(node)
@@ -75,7 +88,7 @@ def _definition(node: ast.stmt, lines: list[str], prefix: str) -> Definition:
                       first=first, last=last)
 
 
-def _class_parts(node: ast.ClassDef, lines: list[str]) -> list[Definition]:
+def _class_parts(node: ast.ClassDef, lines: Sequence[str]) -> list[Definition]:
     """The class line (with decorators and docstring, up to the first member that is not
     the docstring) as `class Name`, then each member as `Name.member`."""
     members = node.body
@@ -108,10 +121,10 @@ def condense(code: str, shown: dict[str, str], label: str) -> str:
     `# name: as in <where>`; the definitions shown for the first time are added to
     `shown` under `label`. Unnamed statements (imports, expressions) are kept as they are.
     """
-    found = definitions(code)
-    if found is None:
+    parsed = _parsed(code)
+    if parsed is None:
         return code
-    lines = code.split("\n")
+    found, lines = parsed
     out: list[str] = []
     position = 0
     for item in found:
@@ -138,12 +151,14 @@ def shown_text(definition: Definition) -> str:
     return definition.text
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def changes(current: str, attempt: str) -> Changes | None:
     """The definitions of `attempt` that are new or differ from `current`, and the names
     `current` defines that `attempt` no longer does; None when either does not parse."""
-    before, after = definitions(current), definitions(attempt)
-    if before is None or after is None:
+    parsed_before, parsed_after = _parsed(current), _parsed(attempt)
+    if parsed_before is None or parsed_after is None:
         return None
+    before, after = parsed_before[0], parsed_after[0]
     old: Mapping[str, str] = {d.key: d.text for d in before}
     new_keys = {d.key for d in after}
     return Changes(changed=tuple(d for d in after if old.get(d.key) != d.text),

@@ -34,6 +34,7 @@ full, never a cut diff. Long evaluator texts keep their tail.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import math
 import re
@@ -45,7 +46,7 @@ from typing import Literal
 
 from adrs.code.program import evolve_blocks
 from adrs.engine.mutator import ProposalContext
-from adrs.engine.prompt_code import changes, condense, shown_text
+from adrs.engine.prompt_code import CACHE_SIZE, changes, condense, shown_text
 from adrs.engine.prompt_metrics import table, versus
 from adrs.errors import ProgramError, UserError
 from adrs.types import EvalResult, MetricValue, Program
@@ -331,6 +332,7 @@ def _tail(text: str, limit: int) -> str:
     return f"[... {len(text) - len(cut)} earlier characters omitted]\n{cut}"
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def _block_code(code: str) -> str:
     """The content of the evolve blocks, separated by a marker line; all of it without."""
     try:
@@ -348,6 +350,7 @@ def _outcome(attempt: Program, parent: Program) -> str:
     return f"score {_score(attempt)} ({attempt.score - parent.score:+.4g} vs the current program)"
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def _attempt_code(parent: str, attempt: str) -> str:
     """An attempt's code: the definitions it added or changed, in full, and the names it
     removed; the whole evolve-block code when it does not parse; empty without code."""
