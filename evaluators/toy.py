@@ -1,15 +1,32 @@
-"""Trusted evaluator of the toy autoscaling problem: milliseconds per evaluation."""
+"""Trusted evaluator of the toy autoscaling problem: milliseconds per evaluation.
+
+Every series advances one tick at a time in lockstep: at tick t the candidate's
+`provision` is called once per series, in series order, with that series' loads before
+tick t. With the problem's harness (problems/toy/harness.py, loaded in the sandbox) that
+is one round trip per tick for all series; without it (a sandbox without the harness, or
+an in-process stand-in with the same `call`), one call per series and tick, in the same
+order. Either way the candidate sees the same calls, and never a load of tick t or later.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import random
+from pathlib import Path
 from typing import Any
 
 CAPACITY_PRICE = 1.0
 VIOLATION_PRICE = 8.0
 SERIES = 3
 TICKS = 100
+# evaluators/toy.py -> problems/toy/harness.py, in the repository and in the package alike
+HARNESS = Path(__file__).resolve().parent.parent / "problems" / "toy" / "harness.py"
+_HARNESS_CALL = "harness.provision_all"
+
+
+class _Invalid(Exception):
+    """The candidate's answer is not a capacity: the message says why."""
 
 
 def load_series(seed: int, ticks: int = TICKS) -> list[float]:
@@ -28,32 +45,61 @@ def tick_cost(capacity: float, load: float) -> float:
     return CAPACITY_PRICE * capacity + VIOLATION_PRICE * max(0.0, load - capacity)
 
 
+def _has_harness(candidate: Any) -> bool:
+    harness = getattr(candidate, "harness", None)
+    return isinstance(harness, str) and os.path.realpath(harness) == str(HARNESS)
+
+
+def _capacities(candidate: Any, histories: list[list[float]], lockstep: bool) -> list[object]:
+    """The candidate's capacities for one tick, one per series."""
+    if not lockstep:
+        return [candidate.call("provision", history) for history in histories]
+    from adrs.sandbox.candidate import CandidateFault
+
+    try:
+        reply = candidate.call(_HARNESS_CALL, histories)
+    except CandidateFault as fault:  # name the candidate's function, not the harness's
+        raise CandidateFault(str(fault).replace(f"{_HARNESS_CALL}()", "provision()")) from None
+    if not isinstance(reply, list) or len(reply) != len(histories):
+        raise _Invalid("the harness replied with something other than one capacity per "
+                       "series: do not replace harness.provision_all")
+    return reply
+
+
+def _check(capacity: object) -> float:
+    if isinstance(capacity, bool) or not isinstance(capacity, int | float):
+        raise _Invalid(f"provision returned {type(capacity).__name__}, expected a number")
+    if not math.isfinite(capacity) or capacity < 0:
+        raise _Invalid(f"provision returned {capacity!r}; it must be a finite number >= 0")
+    return float(capacity)
+
+
 def evaluate(candidate: Any) -> dict[str, Any]:
     """Score `provision` online: it only ever sees the loads before the tick it provisions."""
-    total = oracle = violations = 0.0
-    worst: list[tuple[float, int]] = []
-    for s in range(SERIES):
-        loads = load_series(1000 + s)
-        series_cost = 0.0
-        for t, load in enumerate(loads):
-            capacity = candidate.call("provision", loads[:t])
-            if isinstance(capacity, bool) or not isinstance(capacity, int | float):
-                return {"valid": False, "error": f"provision returned {type(capacity).__name__}, "
-                        "expected a number"}
-            if not math.isfinite(capacity) or capacity < 0:
-                return {"valid": False, "error": f"provision returned {capacity!r}; it must be a "
-                        "finite number >= 0"}
-            series_cost += tick_cost(float(capacity), load)
-            violations += load > capacity
+    series = [load_series(1000 + s) for s in range(SERIES)]
+    lockstep = _has_harness(candidate)
+    costs = [0.0] * SERIES
+    violations = 0.0
+    try:
+        for t in range(TICKS):
+            answers = _capacities(candidate, [loads[:t] for loads in series], lockstep)
+            for s, (loads, answer) in enumerate(zip(series, answers, strict=True)):
+                capacity = _check(answer)
+                costs[s] += tick_cost(capacity, loads[t])
+                violations += loads[t] > capacity
+    except _Invalid as exc:
+        return {"valid": False, "error": str(exc)}
+    oracle = 0.0
+    for loads in series:  # series after series: the same float sums as before lockstep
+        for load in loads:
             oracle += CAPACITY_PRICE * load
-        total += series_cost
-        worst.append((series_cost, s))
+    total = sum(costs)
     ticks = SERIES * TICKS
-    cost_s, series = max(worst)
+    cost_s, worst = max((cost, s) for s, cost in enumerate(costs))
     return {
         "score": 100.0 * oracle / total,
         "metrics": {"cost": round(total, 3), "oracle_cost": round(oracle, 3),
                     "violation_rate": violations / ticks},
-        "feedback": f"Most expensive series: #{series} (cost {cost_s:.1f}); "
+        "feedback": f"Most expensive series: #{worst} (cost {cost_s:.1f}); "
                     f"SLO violated on {violations / ticks:.0%} of ticks.",
     }
