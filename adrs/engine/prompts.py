@@ -90,6 +90,8 @@ class PromptRenderer:
         self.max_text_chars = max_text_chars
         self.max_attempts = max_attempts
         self._cache: dict[str, string.Template] = {}
+        self._identifiers: dict[str, frozenset[str]] = {}
+        self._stripped: dict[tuple[str, frozenset[str]], string.Template] = {}
 
     def render(self, kind: PromptKind, ctx: ProposalContext) -> RenderedPrompt:
         """The system and user prompts asking for a `kind` edit of `ctx.parent`.
@@ -142,13 +144,25 @@ class PromptRenderer:
     def fill(self, name: str, values: Mapping[str, str]) -> str:
         """Template `name` with `values` substituted, stripped of surrounding blank lines."""
         template = self._template(name)
-        unknown = sorted(set(template.get_identifiers()) - set(values))
+        identifiers = self._identifiers.get(name)
+        if identifiers is None:
+            identifiers = self._identifiers[name] = frozenset(template.get_identifiers())
+        unknown = sorted(identifiers - values.keys())
         if unknown:
             raise PromptTemplateError(
                 f"prompt template {self._path(name)} uses ${{{unknown[0]}}}, which has no "
                 f"value here; available: {', '.join(sorted(values)) or 'none'}")
-        text = _drop_empty_lines(template.template, values)
-        return string.Template(text).substitute(values).strip("\n")
+        return self._without_empty(name, values).substitute(values).strip("\n")
+
+    def _without_empty(self, name: str, values: Mapping[str, str]) -> string.Template:
+        """Template `name` less the lines `_drop_empty_lines` drops for `values`, made once
+        per template and set of empty values (that set is all the dropping depends on)."""
+        key = (name, frozenset(key for key, value in values.items() if value == ""))
+        found = self._stripped.get(key)
+        if found is None:
+            text = _drop_empty_lines(self._template(name).template, values)
+            found = self._stripped[key] = string.Template(text)
+        return found
 
     # ------------------------------------------------------------------ template files
 
