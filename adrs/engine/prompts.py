@@ -106,20 +106,22 @@ class PromptRenderer:
         inspirations = shown_inspirations(ctx, kind)
         attempts = ctx.attempts[:self.max_attempts]
         chosen: list[Program] = []
-        prompt = self._render(kind, ctx, (), (), 0)
+        details: dict[int, str] = {}  # each program's short verdict, made once per render
+        prompt = self._render(kind, ctx, (), (), 0, details)
         if _size(prompt) > self.max_chars:
-            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts))
+            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts), details)
         for item in _by_priority(inspirations, attempts):
             trial = [*chosen, item]
-            if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), 0)) \
-                    <= self.max_chars - OMITTED_RESERVE:
+            if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), 0,
+                                  details)) <= self.max_chars - OMITTED_RESERVE:
                 chosen = trial
         kept = _kept(chosen, inspirations, attempts)
         left_out = len(inspirations) + len(attempts) - len(chosen)
-        return self._render(kind, ctx, *kept, left_out)
+        return self._render(kind, ctx, *kept, left_out, details)
 
     def _render(self, kind: PromptKind, ctx: ProposalContext, shown: Sequence[Program],
-                attempts: Sequence[Program], left_out: int) -> RenderedPrompt:
+                attempts: Sequence[Program], left_out: int,
+                details: dict[int, str]) -> RenderedPrompt:
         seen: dict[str, str] = {}
         condense(_block_code(ctx.parent.code), seen, "the current program")
         edit_format = "diff" if kind == "diff" else "rewrite"
@@ -132,9 +134,9 @@ class PromptRenderer:
         if kind == "crossover" and ctx.mate is not None:
             values |= {"mate_code": condense(_block_code(ctx.mate.code), seen, "Parent A"),
                        "mate_score": _score(ctx.mate),
-                       "mate_details": self._other_details(ctx.mate, ctx.parent)}
-        values |= {"inspirations": self._inspirations(ctx, shown, seen),
-                   "attempts": self._attempts(ctx, shown, attempts)}
+                       "mate_details": self._other_details(ctx.mate, ctx.parent, details)}
+        values |= {"inspirations": self._inspirations(ctx, shown, seen, details),
+                   "attempts": self._attempts(ctx, shown, attempts, details)}
         return RenderedPrompt(system=self.fill("system", {}), user=self.fill(kind, values))
 
     def render_repair(self, error: str) -> str:
@@ -216,25 +218,29 @@ class PromptRenderer:
                 parts.append(f"{label}:" + ("\n" if "\n" in text else " ") + text)
         return "\n".join(parts)
 
-    def _other_details(self, program: Program, parent: Program) -> str:
+    def _other_details(self, program: Program, parent: Program, memo: dict[int, str]) -> str:
         """Another program's verdict in short: its metrics against the current program's
-        and the first line of its feedback (errors in full, up to a third of the budget)."""
+        and the first line of its feedback (errors in full, up to a third of the budget).
+        `memo` keeps it by program object for one render (its parent never changes)."""
+        if id(program) in memo:
+            return memo[id(program)]
         line = versus(program.result.metrics, parent.result.metrics) \
             if program.result.valid else ""
         texts = self._texts(program.result, self.max_text_chars // 3, headline=True)
-        return "\n".join(part for part in (line, texts) if part)
+        memo[id(program)] = "\n".join(part for part in (line, texts) if part)
+        return memo[id(program)]
 
     def _inspirations(self, ctx: ProposalContext, shown: Sequence[Program],
-                      seen: dict[str, str]) -> str:
+                      seen: dict[str, str], details: dict[int, str]) -> str:
         items = [self.fill("inspiration", {
             "number": str(number), "label": _label(program, ctx.parent), "id": str(program.id),
-            "score": _score(program), "details": self._other_details(program, ctx.parent),
+            "score": _score(program), "details": self._other_details(program, ctx.parent, details),
             "code": condense(_block_code(program.code), seen, f"Program {number}").rstrip("\n")})
             for number, program in enumerate(shown, start=1)]
         return self.fill("inspirations", {"programs": "\n\n".join(items)}) if items else ""
 
     def _attempts(self, ctx: ProposalContext, shown: Sequence[Program],
-                  attempts: Sequence[Program]) -> str:
+                  attempts: Sequence[Program], details: dict[int, str]) -> str:
         where = {program.id: f"Program {number}" for number, program in enumerate(shown, 1)}
         same_code = {program.code: f"Program {number}"
                      for number, program in reversed(list(enumerate(shown, 1)))}
@@ -247,7 +253,7 @@ class PromptRenderer:
             items.append(self.fill("attempt", {
                 "number": str(number), "edit_kind": attempt.edit_kind, "id": str(attempt.id),
                 "outcome": _outcome(attempt, ctx.parent),
-                "details": "" if listed else self._other_details(attempt, ctx.parent),
+                "details": "" if listed else self._other_details(attempt, ctx.parent, details),
                 "code": f"The same program as {listed} above." if listed
                 else _attempt_code(ctx.parent.code, attempt.code)}))
         return self.fill("attempts", {"items": "\n\n".join(items)}) if items else ""
