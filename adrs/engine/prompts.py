@@ -39,7 +39,7 @@ import importlib.resources
 import math
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -106,38 +106,44 @@ class PromptRenderer:
         inspirations = shown_inspirations(ctx, kind)
         attempts = ctx.attempts[:self.max_attempts]
         chosen: list[Program] = []
-        details: dict[int, str] = {}  # each program's short verdict, made once per render
-        prompt = self._render(kind, ctx, (), (), 0, details)
+        memo: dict[Hashable, str] = {}  # parts that the budget trials share, made once
+        prompt = self._render(kind, ctx, (), (), 0, memo)
         if _size(prompt) > self.max_chars:
-            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts), details)
+            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts), memo)
         for item in _by_priority(inspirations, attempts):
             trial = [*chosen, item]
             if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), 0,
-                                  details)) <= self.max_chars - OMITTED_RESERVE:
+                                  memo)) <= self.max_chars - OMITTED_RESERVE:
                 chosen = trial
         kept = _kept(chosen, inspirations, attempts)
         left_out = len(inspirations) + len(attempts) - len(chosen)
-        return self._render(kind, ctx, *kept, left_out, details)
+        return self._render(kind, ctx, *kept, left_out, memo)
 
     def _render(self, kind: PromptKind, ctx: ProposalContext, shown: Sequence[Program],
                 attempts: Sequence[Program], left_out: int,
-                details: dict[int, str]) -> RenderedPrompt:
+                memo: dict[Hashable, str]) -> RenderedPrompt:
+        """The prompt listing `shown` and `attempts`; `memo` holds the parts already made
+        for the same render (keys name everything a part depends on but `ctx` and `kind`)."""
         seen: dict[str, str] = {}
         condense(_block_code(ctx.parent.code), seen, "the current program")
         edit_format = "diff" if kind == "diff" else "rewrite"
         values = {"task": ctx.task.strip(), **self._program_values("parent", ctx.parent),
-                  "parent_details": self._parent_details(ctx.parent, shown),
-                  "answer_brief": self.fill(f"answer_brief_{edit_format}", {}),
-                  "edit_format": self.fill(f"edit_format_{edit_format}", {}),
+                  "parent_details": _once(memo, ("parent", *map(id, shown)),
+                                          lambda: self._parent_details(ctx.parent, shown)),
+                  "answer_brief": _once(memo, "answer_brief", lambda: self.fill(
+                      f"answer_brief_{edit_format}", {})),
+                  "edit_format": _once(memo, "edit_format", lambda: self.fill(
+                      f"edit_format_{edit_format}", {})),
                   "left_out": "" if not left_out else self.fill(
                       "left_out", {"count": str(left_out)})}
         if kind == "crossover" and ctx.mate is not None:
             values |= {"mate_code": condense(_block_code(ctx.mate.code), seen, "Parent A"),
                        "mate_score": _score(ctx.mate),
-                       "mate_details": self._other_details(ctx.mate, ctx.parent, details)}
-        values |= {"inspirations": self._inspirations(ctx, shown, seen, details),
-                   "attempts": self._attempts(ctx, shown, attempts, details)}
-        return RenderedPrompt(system=self.fill("system", {}), user=self.fill(kind, values))
+                       "mate_details": self._other_details(ctx.mate, ctx.parent, memo)}
+        values |= {"inspirations": self._inspirations(ctx, shown, seen, memo),
+                   "attempts": self._attempts(ctx, shown, attempts, memo)}
+        return RenderedPrompt(system=_once(memo, "system", lambda: self.fill("system", {})),
+                              user=self.fill(kind, values))
 
     def render_repair(self, error: str) -> str:
         """The follow-up message after a response that could not be applied."""
@@ -218,29 +224,34 @@ class PromptRenderer:
                 parts.append(f"{label}:" + ("\n" if "\n" in text else " ") + text)
         return "\n".join(parts)
 
-    def _other_details(self, program: Program, parent: Program, memo: dict[int, str]) -> str:
+    def _other_details(self, program: Program, parent: Program,
+                       memo: dict[Hashable, str]) -> str:
         """Another program's verdict in short: its metrics against the current program's
         and the first line of its feedback (errors in full, up to a third of the budget).
         `memo` keeps it by program object for one render (its parent never changes)."""
-        if id(program) in memo:
-            return memo[id(program)]
-        line = versus(program.result.metrics, parent.result.metrics) \
-            if program.result.valid else ""
-        texts = self._texts(program.result, self.max_text_chars // 3, headline=True)
-        memo[id(program)] = "\n".join(part for part in (line, texts) if part)
-        return memo[id(program)]
+        def make() -> str:
+            line = versus(program.result.metrics, parent.result.metrics) \
+                if program.result.valid else ""
+            texts = self._texts(program.result, self.max_text_chars // 3, headline=True)
+            return "\n".join(part for part in (line, texts) if part)
+        return _once(memo, ("details", id(program)), make)
 
     def _inspirations(self, ctx: ProposalContext, shown: Sequence[Program],
-                      seen: dict[str, str], details: dict[int, str]) -> str:
-        items = [self.fill("inspiration", {
-            "number": str(number), "label": _label(program, ctx.parent), "id": str(program.id),
-            "score": _score(program), "details": self._other_details(program, ctx.parent, details),
-            "code": condense(_block_code(program.code), seen, f"Program {number}").rstrip("\n")})
-            for number, program in enumerate(shown, start=1)]
+                      seen: dict[str, str], memo: dict[Hashable, str]) -> str:
+        items = []
+        for number, program in enumerate(shown, start=1):
+            code = condense(_block_code(program.code), seen, f"Program {number}").rstrip("\n")
+            key = ("inspiration", number, id(program), code)
+            if key not in memo:
+                memo[key] = self.fill("inspiration", {
+                    "number": str(number), "label": _label(program, ctx.parent),
+                    "id": str(program.id), "score": _score(program),
+                    "details": self._other_details(program, ctx.parent, memo), "code": code})
+            items.append(memo[key])
         return self.fill("inspirations", {"programs": "\n\n".join(items)}) if items else ""
 
     def _attempts(self, ctx: ProposalContext, shown: Sequence[Program],
-                  attempts: Sequence[Program], details: dict[int, str]) -> str:
+                  attempts: Sequence[Program], memo: dict[Hashable, str]) -> str:
         where = {program.id: f"Program {number}" for number, program in enumerate(shown, 1)}
         same_code = {program.code: f"Program {number}"
                      for number, program in reversed(list(enumerate(shown, 1)))}
@@ -250,16 +261,27 @@ class PromptRenderer:
         items = []
         for number, attempt in enumerate(attempts, start=1):
             listed = where.get(attempt.id) or same_code.get(attempt.code)
-            items.append(self.fill("attempt", {
-                "number": str(number), "edit_kind": attempt.edit_kind, "id": str(attempt.id),
-                "outcome": _outcome(attempt, ctx.parent),
-                "details": "" if listed else self._other_details(attempt, ctx.parent, details),
-                "code": f"The same program as {listed} above." if listed
-                else _attempt_code(ctx.parent.code, attempt.code)}))
+            key = ("attempt", number, id(attempt), listed)
+            if key not in memo:
+                memo[key] = self.fill("attempt", {
+                    "number": str(number), "edit_kind": attempt.edit_kind,
+                    "id": str(attempt.id), "outcome": _outcome(attempt, ctx.parent),
+                    "details": "" if listed else self._other_details(attempt, ctx.parent, memo),
+                    "code": f"The same program as {listed} above." if listed
+                    else _attempt_code(ctx.parent.code, attempt.code)})
+            items.append(memo[key])
         return self.fill("attempts", {"items": "\n\n".join(items)}) if items else ""
 
 
 OMITTED_RESERVE = 150  # room kept for the line saying what was left out
+
+
+def _once(memo: dict[Hashable, str], key: Hashable, make: Callable[[], str]) -> str:
+    """`memo[key]`, made by `make` the first time."""
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = make()
+    return found
 
 
 def _size(prompt: RenderedPrompt) -> int:
