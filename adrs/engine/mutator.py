@@ -50,7 +50,9 @@ class ProposalContext:
 
     `rng` is the only source of randomness a mutator may use (determinism); `task` is the
     problem statement (README); `attempts` are recent attempts on this lineage, newest first;
-    `candidate_id` names the candidate being proposed (LLM requests carry it for replay).
+    `candidate_id` names the candidate being proposed (LLM requests carry it for replay);
+    `sampled_after` is its sampling point: every candidate with a lower id was applied
+    when it was sampled (what a choice must depend on, in deterministic mode).
     """
 
     parent: Program
@@ -61,6 +63,7 @@ class ProposalContext:
     task: str
     attempts: tuple[Program, ...] = ()
     candidate_id: int = 0
+    sampled_after: int = 0
 
 
 class Mutator(Protocol):

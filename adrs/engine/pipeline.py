@@ -268,7 +268,8 @@ def _sample(cid: int, state: RunState, config: RunConfig,
     sel = state.archive.sample(island, rng)
     ctx = ProposalContext(candidate_id=cid, parent=sel.parent, inspirations=sel.inspirations,
                           mate=sel.mate, island=island, rng=rng, task=problem.task,
-                          attempts=state.attempts.recent(sel.parent.id))
+                          attempts=state.attempts.recent(sel.parent.id),
+                          sampled_after=state.counters.next_id)
     base = CandidateRecord(id=cid, status="proposal_failed", island=island,
                            generation=sel.parent.generation + 1, parent_ids=(sel.parent.id,),
                            edit_kind="diff", created=time.time())

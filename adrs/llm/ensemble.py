@@ -7,8 +7,10 @@ candidate, so the mix moves toward the models that improve the archive per dolla
 
 Its state is derived from stored records only (the controller calls `observe` for every
 applied record, live and when a resumed run replays the store), so it survives resume. In
-deterministic mode candidate i only uses the records with id <= i - depth, which are exactly
-the ones applied before it was launched: the choice does not depend on timing.
+deterministic mode a candidate only uses the records below its sampling point (the request's
+`sampled_after`: every lower id was applied, in id order, when it was sampled; see
+adrs/engine/schedule.py), so the choice does not depend on timing. A request without one
+(a direct caller) uses the records with id <= i - depth.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Ensemble:
     async def complete(self, request: LLMRequest) -> LLMReply:
         index = self._chosen.get(request.candidate_id)
         if index is None:
-            index = self.choose(request.candidate_id)
+            index = self.choose(request.candidate_id, request.sampled_after)
             self._chosen[request.candidate_id] = index
         return await self.arms[index].client.complete(request)
 
@@ -68,10 +70,10 @@ class Ensemble:
         if outcomes is not None:
             outcomes.append(Outcome(record.id, status in _IMPROVING, record.usage.cost_usd))
 
-    def choose(self, candidate_id: int) -> int:
+    def choose(self, candidate_id: int, sampled_after: int | None = None) -> int:
         rng = random.Random(f"{self._seed}:{candidate_id}:model")
         if self.mode == "adaptive":
-            return self._thompson(candidate_id, rng)
+            return self._thompson(self._visible(candidate_id, sampled_after), rng)
         return rng.choices(range(len(self.arms)), [a.weight for a in self.arms])[0]
 
     def shares(self, candidate_id: int, draws: int = 200) -> dict[str, float]:
@@ -80,20 +82,21 @@ class Ensemble:
         counts = dict.fromkeys((a.name for a in self.arms), 0)
         for n in range(draws):
             rng = random.Random(f"{self._seed}:{candidate_id}:{n}:share")
-            name = self.arms[self._thompson(candidate_id, rng) if self.mode == "adaptive"
+            name = self.arms[self._thompson(self._visible(candidate_id), rng)
+                             if self.mode == "adaptive"
                              else rng.choices(range(len(self.arms)),
                                               [a.weight for a in self.arms])[0]].name
             counts[name] += 1
         return {k: v / draws for k, v in counts.items()}
 
-    def _visible(self, candidate_id: int) -> dict[str, list[Outcome]]:
+    def _visible(self, candidate_id: int,
+                 sampled_after: int | None = None) -> dict[str, list[Outcome]]:
         if not self._deterministic:
             return self._outcomes
-        last = candidate_id - self._depth
-        return {k: [o for o in v if o.candidate_id <= last] for k, v in self._outcomes.items()}
+        below = candidate_id - self._depth + 1 if sampled_after is None else sampled_after
+        return {k: [o for o in v if o.candidate_id < below] for k, v in self._outcomes.items()}
 
-    def _thompson(self, candidate_id: int, rng: random.Random) -> int:
-        seen = self._visible(candidate_id)
+    def _thompson(self, seen: dict[str, list[Outcome]], rng: random.Random) -> int:
         costs = _mean_costs(seen)
         best, best_value = 0, -1.0
         for index, arm in enumerate(self.arms):

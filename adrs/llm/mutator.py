@@ -31,11 +31,14 @@ class Message:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One chat completion request. `candidate_id` and `attempt` identify it for replay."""
+    """One chat completion request. `candidate_id` and `attempt` identify it for replay;
+    `sampled_after` is the candidate's sampling point (every lower id was applied), when
+    known: what a model choice may depend on without depending on timing."""
 
     messages: tuple[Message, ...]
     candidate_id: int
     attempt: int
+    sampled_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ class LLMMutator:
         usage, error = LLMUsage(), ""
         for attempt in range(1 + self._config.repair_attempts):
             try:
-                reply = await self._client.complete(LLMRequest(messages, ctx.candidate_id,
-                                                               attempt))
+                reply = await self._client.complete(LLMRequest(
+                    messages, ctx.candidate_id, attempt, ctx.sampled_after))
             except CallRefused as exc:  # e.g. the budget is spent: keep what was spent
                 raise ProposalError(str(exc), usage, attempt) from None
             usage = usage + reply.usage

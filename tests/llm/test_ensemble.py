@@ -64,3 +64,16 @@ def test_only_records_applied_before_launch_count() -> None:
     feed(a, 40)
     feed(b, 45)  # five more records arrived, all after candidate 40 - depth was launched
     assert [a.choose(c) for c in range(40, 47)] == [b.choose(c) for c in range(40, 47)]
+
+
+def test_the_sampling_point_not_the_arrival_of_records_decides() -> None:
+    """A candidate sampled after 30 applies chooses alike however many records arrived
+    since (launches no longer wait, so that number depends on timing), and a later point
+    sees more: the choice moves with the records below the point only."""
+    a, b = ensemble("adaptive"), ensemble("adaptive")
+    feed(a, 30)
+    feed(b, 60)
+    assert [a.choose(c, 30) for c in range(60, 120)] == [b.choose(c, 30) for c in range(60, 120)]
+    early = [b.choose(c, 0) for c in range(100, 300)].count(0)  # no records: a coin
+    late = [b.choose(c, 60) for c in range(100, 300)].count(0)
+    assert late > early + 40
