@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from adrs.cli.authoring import user_only_mentions
+from adrs.evaluation.runner import run_job
 from adrs.evaluators.cbl.evaluate import run_multi, run_single
 from adrs.evaluators.cbl.lockstep import LocalPrograms
 from adrs.evaluators.txn.evaluator import evaluate_workloads
 from adrs.evaluators.txn.workloads import generate_workloads
-from adrs.problem.spec import bundled_root, load_problem
+from adrs.problem.spec import bundled_root, eval_job, load_problem
+from adrs.run.session import config_layers
 from adrs.sandbox.candidate import Candidate, Limits
 
 BUNDLED = sorted(p.name for p in bundled_root().iterdir() if (p / "problem.yaml").is_file())
@@ -51,7 +53,7 @@ def test_the_readme_documents_the_options_for_users(name: str) -> None:
 
 
 # The problems whose statements define their limits and metrics (issue 16).
-EXPLAINED = ("cbl", "cbl-multi", "txn", "eplb")
+EXPLAINED = ("cbl", "cbl-multi", "txn", "eplb", "llm-sql", "llm-serve")
 
 
 @pytest.mark.parametrize("name", EXPLAINED)
@@ -90,3 +92,28 @@ def test_the_task_statement_defines_every_metric(
     task = load_problem(name).task
     named = set(re.findall(r"`(\w+)[`\[]", task)) | {"avg_cost_T70h", "avg_cost_T92h"}
     assert sorted({family(k) for k in evaluate()["metrics"]} - named) == []
+
+
+def _sandboxed(name: str) -> Callable[[], dict[str, Any]]:
+    """The initial program's metrics through the sandbox, as `adrs eval` gets them."""
+    def evaluate() -> dict[str, Any]:
+        problem = load_problem(name)
+        config = config_layers(problem, None, {})
+        result = run_job(eval_job(problem, config, problem.initial_code))
+        assert result.valid, result.error
+        return dict(result.metrics)
+    return evaluate
+
+
+def named_in(task: str) -> Callable[[str], bool]:
+    """Whether a metric key is named in backticks: itself, its family (`room` for
+    `room[W1]`), or a placeholder form such as `hit_rate_<table>` for `hit_rate_beer`."""
+    names = set(re.findall(r"`(\w+)[`\[]", task))
+    stems = set(re.findall(r"`(\w+?)_<\w+>`", task))
+    return lambda key: family(key) in names or any(key.startswith(f"{s}_") for s in stems)
+
+
+@pytest.mark.parametrize("name", ["llm-sql", "llm-serve"])
+def test_the_task_statement_names_every_metric_reported_in_the_sandbox(name: str) -> None:
+    named = named_in(load_problem(name).task)
+    assert sorted(k for k in _sandboxed(name)() if not named(k)) == []
