@@ -20,8 +20,6 @@ CAPACITY_PRICE = 1.0
 VIOLATION_PRICE = 8.0
 SERIES = 3
 TICKS = 100
-# evaluators/toy.py -> problems/toy/harness.py, in the repository and in the package alike
-HARNESS = Path(__file__).resolve().parent.parent / "problems" / "toy" / "harness.py"
 _HARNESS_CALL = "harness.provision_all"
 
 
@@ -45,9 +43,25 @@ def tick_cost(capacity: float, load: float) -> float:
     return CAPACITY_PRICE * capacity + VIOLATION_PRICE * max(0.0, load - capacity)
 
 
+def harness_path() -> Path:
+    """problems/toy/harness.py, next to evaluators/ in the repository and the package alike.
+    (A function: this source also runs where there is no __file__, e.g. exec'd.)"""
+    return Path(__file__).resolve().parent.parent / "problems" / "toy" / "harness.py"
+
+
 def _has_harness(candidate: Any) -> bool:
+    """Whether the sandbox loaded this harness: the file, or a copy of it (a copied problem
+    folder, a Ray node's copy of it)."""
     harness = getattr(candidate, "harness", None)
-    return isinstance(harness, str) and os.path.realpath(harness) == str(HARNESS)
+    if not isinstance(harness, str):
+        return False
+    ours = harness_path()
+    if os.path.realpath(harness) == str(ours):
+        return True
+    try:
+        return Path(harness).read_bytes() == ours.read_bytes()
+    except OSError:
+        return False
 
 
 def _capacities(candidate: Any, histories: list[list[float]], lockstep: bool) -> list[object]:

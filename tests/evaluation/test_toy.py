@@ -48,7 +48,28 @@ def test_the_initial_program_keeps_its_score() -> None:
 
 
 def test_the_problem_loads_the_harness_the_evaluator_knows() -> None:
-    assert (PROBLEM / "harness.py").resolve() == toy.HARNESS
+    assert (PROBLEM / "harness.py").resolve() == toy.harness_path()
+
+
+def test_a_copy_of_the_harness_is_used_and_another_file_is_not(tmp_path: Path) -> None:
+    copy, other = tmp_path / "harness.py", tmp_path / "other.py"
+    copy.write_bytes(toy.harness_path().read_bytes())
+    other.write_text("def provision_all(histories):\n    return [1.0] * len(histories)\n")
+    calls = []
+
+    class Recorder:
+        def __init__(self, harness: Path) -> None:
+            self.harness = str(harness)
+
+        def call(self, name: str, *args: object) -> object:
+            calls.append(name)
+            return [1.0] * toy.SERIES if name.startswith("harness.") else 1.0
+
+    toy.evaluate(Recorder(copy))
+    assert set(calls) == {"harness.provision_all"} and len(calls) == toy.TICKS
+    calls.clear()
+    toy.evaluate(Recorder(other))
+    assert set(calls) == {"provision"} and len(calls) == toy.TICKS * toy.SERIES
 
 
 @pytest.mark.parametrize(("body", "expected"), [
