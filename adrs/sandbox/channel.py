@@ -3,8 +3,12 @@
 The request pipe is non-blocking (write first, wait only when it is full); the reply pipe
 is polled in slices, so a child that died while a grandchild holds the pipe open is
 noticed. `Timeout` means the deadline passed, `Gone` that the child is dead or closed its
-end; a reply frame is refused before it is read when it exceeds the reply limit, and
+end; a reply frame is refused before its body is read when it exceeds the reply limit, and
 decoding stops at the deadline too (codec.py).
+
+A read asks for at least _AHEAD bytes, so a small reply (header and body) takes one wait
+and one read; bytes past the frame (only a misbehaving child sends them) are kept for the
+next reply, at most _AHEAD of them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from adrs.sandbox import codec
 
 _POLL_SLICE_S = 0.1  # how often a silent child is checked for being alive
 _CHUNK = 1 << 20
+_AHEAD = 1 << 16
 
 
 class Timeout(Exception):
@@ -33,6 +38,7 @@ class Channel:
 
     def __init__(self, req: int, rep: int, alive: Callable[[], bool]) -> None:
         self._req, self._rep, self._alive = req, rep, alive
+        self._pending = b""  # read from the reply pipe, not yet taken
         os.set_blocking(req, False)
         self._req_poll, self._rep_poll = select.poll(), select.poll()
         self._req_poll.register(req, select.POLLOUT)
@@ -65,13 +71,20 @@ class Channel:
                 raise Gone
 
     def _read(self, n: int, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        left = n
-        while left:
+        """The next `n` bytes of the reply pipe (reading ahead, see the docstring)."""
+        pending = self._pending
+        if len(pending) >= n:
+            self._pending = pending[n:]
+            return pending[:n]
+        chunks = [pending] if pending else []
+        have = len(pending)
+        while have < n:
             self._wait_ready(self._rep_poll, deadline)
-            chunk = os.read(self._rep, min(left, _CHUNK))
+            chunk = os.read(self._rep, max(min(n - have, _CHUNK), _AHEAD))
             if not chunk:
                 raise Gone
             chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            have += len(chunk)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._pending = data[n:]
+        return data[:n]

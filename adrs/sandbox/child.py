@@ -73,16 +73,24 @@ def read_frame(fd: int) -> object | None:
     return codec.decode(body, max_items=sys.maxsize)  # from the trusted side
 
 
+_pending = [b""]  # read from the request pipe, not yet taken
+
+
 def _read_exact(fd: int, n: int) -> bytes | None:
-    chunks: list[bytes] = []
-    left = n
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
+    """The next `n` bytes; a read asks for at least 64 KiB, so that a small request, header
+    and body, takes one system call (the trusted side sends one request at a time)."""
+    pending = _pending[0]
+    chunks = [pending] if pending else []
+    have = len(pending)
+    while have < n:
+        chunk = os.read(fd, max(min(n - have, 1 << 20), 1 << 16))
         if not chunk:
             return None
         chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        have += len(chunk)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    _pending[0] = data[n:]
+    return data[:n]
 
 
 def write_frame(fd: int, body: bytes) -> None:
