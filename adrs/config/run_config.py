@@ -67,6 +67,28 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+class ReevaluateConfig:
+    """Noise-aware selection: how a new best is evaluated again (adrs/engine/reevaluation.py).
+
+    A candidate that would become the run's best is evaluated again, in fresh sandboxes,
+    before it is applied; its score becomes the mean of its evaluations. `probe`
+    "every_best": each new best is re-evaluated once, and `count` times in all when the
+    two scores differ (once any program was found noisy, every later best `count` times
+    at once). "first_best": only the first best (the initial program) is probed; if its
+    scores agree the evaluator counts as deterministic and later bests are taken at face
+    value, which misses programs that are noisy on their own (timing-sized searches).
+    `count` 0 turns re-evaluation off.
+    """
+
+    count: int = 2
+    probe: Literal["every_best", "first_best"] = "every_best"
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError("'count' must be at least 0 (0 turns re-evaluation off)")
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     """How candidates are evaluated: backend, parallel workers and sandbox limits.
 
@@ -81,6 +103,7 @@ class EvaluationConfig:
     ray_address: str | None = None
     ray_start_delay_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    reevaluate: ReevaluateConfig = field(default_factory=ReevaluateConfig)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

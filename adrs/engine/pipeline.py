@@ -4,7 +4,9 @@
 its proposal and evaluation as a task, keeps the in-flight bookkeeping and, when
 deterministic, the sampling points (adrs/engine/schedule.py) and a reorder buffer that
 hands finished records to `RunState.apply` in candidate-id order. `Evaluator` submits
-programs to the evaluation backend, each distinct normalised program once.
+programs to the evaluation backend, each distinct normalised program once. A record that
+would become the new best is evaluated again first (adrs/engine/reevaluation.py) when its
+turn to be applied comes, and applied with the mean of its evaluations.
 
 Data moves one way: the pipeline reads the state (counters, archive, attempts memory, stop
 reason) and hands it finished records, stop requests and events; the state
@@ -17,13 +19,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import replace
 
 from adrs.code.program import code_hash
 from adrs.config.run_config import RunConfig
 from adrs.engine.controller_state import RunState, describe_fault
 from adrs.engine.mutator import Mutator, Proposal, ProposalContext
+from adrs.engine.reevaluation import Reevaluator
 from adrs.engine.schedule import SamplingPoints
 from adrs.errors import EditError, UserError
 from adrs.evaluation.backends import EvalBackend
@@ -85,6 +88,10 @@ class Pipeline:
         self._mutator, self._evaluator, self._state = mutator, evaluator, state
         self._points = points
         self._buffer: dict[int, CandidateRecord] = {}
+        self.reevaluator = Reevaluator(config.evaluation.reevaluate, evaluator.evaluate,
+                                       state.store)
+        self._reevaluating: set[int] = set()  # in the buffer, being evaluated again
+        self._reevaluated: set[int] = set()  # in the buffer, evaluated again: to apply
         # Candidates sampled on resume at their recorded point, launched first.
         self._ready: dict[int, tuple[ProposalContext, CandidateRecord]] = {}
         self._in_flight = 0
@@ -123,16 +130,26 @@ class Pipeline:
         except Exception as exc:  # not stored: resume evaluates the initial program again
             self._state.request_stop(f"error: {describe_fault(exc)}")
             return
-        self._state.apply_initial(CandidateRecord(
+        record = CandidateRecord(
             id=0, status="evaluated", island=0, generation=0, parent_ids=(),
             edit_kind="initial", created=time.time(), code=code, code_hash=code_hash(code),
-            result=result, eval_s=result.duration_s))
+            result=result, eval_s=result.duration_s)
+        if self.reevaluator.wanted(record, None, {}):
+            try:
+                record = await self.reevaluator.run(record)
+            except UserError:
+                raise
+            except Exception as exc:
+                self._state.request_stop(f"error: {describe_fault(exc)}")
+                return
+        self._state.apply_initial(record)
 
     def restore(self, records: Iterable[CandidateRecord]) -> None:
         """Apply the stored records in id order (resume), sampling on the way every
         candidate the store recorded as launched but not stored (in flight when the last
         session ended) at its recorded point, as that session sampled it."""
         records = list(records)
+        self.reevaluator.restore(records)
         start = max((r.id for r in records), default=-1) + 1
         by_point = self._points.pending(start) if self._config.deterministic else {}
         for record in records:
@@ -163,7 +180,11 @@ class Pipeline:
     def _room(self, cid: int) -> bool:
         point = self._points.get(cid) if self._config.deterministic else None
         if cid in self._ready or point is None:
-            return cid in self._ready or self._in_flight < self._config.pipeline_depth
+            # While a new best is evaluated again, the candidates finished behind it count
+            # as in flight: no run of launches from the archive it is about to change.
+            waiting = len(self._buffer) - len(self._reevaluating) if self._reevaluating else 0
+            return cid in self._ready or (self._in_flight + waiting
+                                          < self._config.pipeline_depth)
         applied = self._state.counters.next_id
         if point > applied:
             return False
@@ -181,7 +202,10 @@ class Pipeline:
         self._state.emit(CandidateLaunched(id=cid, island=ctx.island,
                                            parent_ids=(ctx.parent.id,)))
         self._in_flight += 1
-        task = asyncio.create_task(self._candidate(ctx, base))
+        self._start(self._candidate(ctx, base))
+
+    def _start(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -190,23 +214,23 @@ class Pipeline:
         try:
             record = await self._make(ctx, base)
         except Exception as exc:  # raised before evaluating (a fault while proposing)
-            record = self._faulted(base, exc, "proposal")
-        try:
-            self._deliver(record)
-        except Exception as exc:  # storing or applying failed: a fault of adrs or the disk
-            self._state.request_stop(f"error: {describe_fault(exc)}")
-            _log.error("candidate %d could not be stored", record.id, exc_info=exc)
+            record = _faulted(self._state, base, exc, "proposal")
+        # A finished candidate waiting for its turn to be applied is no longer in flight:
+        # a slow one holds back no launch.
+        self._in_flight -= 1
+        self._buffer[record.id] = record
+        self._settle(record.id)
 
-    def _faulted(self, record: CandidateRecord, exc: Exception,
-                 stage: str) -> CandidateRecord:
-        """The stored outcome of a candidate whose proposal or evaluation raised; stops the run."""
-        message = self._state.fault(exc, stage)
-        if record.status == "proposal_failed":  # no program yet
-            self._state.emit(ProposalFailed(id=record.id, error=message))
-            return replace(record, error=message, usage=getattr(exc, "usage", record.usage))
-        # No code hash: a fault is no verdict on the code, so the same code proposed later
-        # (after resume, say) is evaluated instead of counted as a duplicate of this one.
-        return replace(record, code_hash=None, result=EvalResult.invalid(message))
+    async def _reevaluate(self, record: CandidateRecord) -> None:
+        try:
+            record = await self.reevaluator.run(record)
+        except Exception as exc:  # a fault of the backend (a candidate's is a verdict)
+            record = _faulted(self._state, record, exc, "evaluation")
+        self._in_flight -= 1
+        self._buffer[record.id] = record
+        self._reevaluating.discard(record.id)
+        self._reevaluated.add(record.id)
+        self._settle(record.id)
 
     async def _make(self, ctx: ProposalContext, base: CandidateRecord) -> CandidateRecord:
         cid = base.id
@@ -238,25 +262,59 @@ class Pipeline:
         hashes = self._state.counters.hashes
         if digest in hashes:
             return replace(record, status="duplicate", duplicate_of=hashes[digest])
+        # Evaluated already but not applied yet (waiting for its turn or its re-evaluation):
+        # the same verdict; whichever of the two is applied first, the other is a duplicate.
+        waiting = next((r.result for r in self._buffer.values()
+                        if r.code_hash == digest and r.result is not None), None)
+        if waiting is not None:
+            return replace(record, result=waiting, eval_s=0.0)
         try:
             result = await self._evaluator.evaluate_distinct(digest, proposal.code)
         except Exception as exc:
-            return self._faulted(record, exc, "evaluation")
+            return _faulted(self._state, record, exc, "evaluation")
         return replace(record, result=result, eval_s=result.duration_s)
 
-    def _deliver(self, record: CandidateRecord) -> None:
-        """Apply a finished candidate: in id order when deterministic, else at once; then
-        launch into the room it left (a finished candidate waiting for its turn to be
-        applied is no longer in flight: a slow one holds back no launch)."""
-        self._in_flight -= 1
-        self._buffer[record.id] = record
-        if self._config.deterministic:
-            while self._state.counters.next_id in self._buffer:
-                self._state.apply(self._buffer.pop(self._state.counters.next_id))
+    def _settle(self, cid: int) -> None:
+        """Apply the finished candidates whose turn came (in id order when deterministic,
+        `cid` at once otherwise), starting the re-evaluation of one that would be the new
+        best instead (it is applied when that ends); then launch into the room left."""
+        try:
+            order = (self._state.counters.next_id,) if self._config.deterministic else (cid,)
+            while order[0] in self._buffer and order[0] not in self._reevaluating:
+                record = self._buffer[order[0]]
+                if record.id not in self._reevaluated and self.reevaluator.wanted(
+                        record, _best_score(self._state), self._state.counters.hashes):
+                    self._reevaluating.add(record.id)
+                    self._in_flight += 1  # it holds an evaluation slot
+                    self._start(self._reevaluate(record))
+                    break
+                self._reevaluated.discard(record.id)
+                self._state.apply(self._buffer.pop(record.id))
                 self._launch_more()  # after each apply, so recorded points are met exactly
-        else:
-            self._state.apply(self._buffer.pop(record.id))
+                if not self._config.deterministic:
+                    break
+                order = (self._state.counters.next_id,)
+        except Exception as exc:  # storing or applying failed: a fault of adrs or the disk
+            self._state.request_stop(f"error: {describe_fault(exc)}")
+            _log.error("candidate %d could not be stored", cid, exc_info=exc)
         self._launch_more()
+
+
+def _best_score(state: RunState) -> float | None:
+    best = state.counters.best
+    return None if best is None else best.score
+
+
+def _faulted(state: RunState, record: CandidateRecord, exc: Exception,
+             stage: str) -> CandidateRecord:
+    """The stored outcome of a candidate whose proposal or evaluation raised; stops the run."""
+    message = state.fault(exc, stage)
+    if record.status == "proposal_failed":  # no program yet
+        state.emit(ProposalFailed(id=record.id, error=message))
+        return replace(record, error=message, usage=getattr(exc, "usage", record.usage))
+    # No code hash: a fault is no verdict on the code, so the same code proposed later
+    # (after resume, say) is evaluated instead of counted as a duplicate of this one.
+    return replace(record, code_hash=None, result=EvalResult.invalid(message))
 
 
 def _sample(cid: int, state: RunState, config: RunConfig,

@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS candidates (
     propose_s REAL NOT NULL, eval_s REAL NOT NULL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS candidates_hash ON candidates (code_hash);
 CREATE TABLE IF NOT EXISTS launches (id INTEGER PRIMARY KEY, sampled_after INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reevaluations (
+    candidate_id INTEGER NOT NULL, code_hash TEXT NOT NULL, n INTEGER NOT NULL,
+    valid INTEGER NOT NULL, score REAL, error TEXT, duration_s REAL NOT NULL,
+    PRIMARY KEY (candidate_id, code_hash, n));
 """
 _COLUMNS = ("id", "status", "island", "generation", "parent_ids", "edit_kind", "code",
             "code_hash", "prompt", "response", "notes", "valid", "score", "result", "error",
@@ -82,6 +86,20 @@ class CandidateRecord:
         return Program(id=self.id, code=self.code, result=self.result,
                        parent_ids=self.parent_ids, island=self.island,
                        generation=self.generation, edit_kind=self.edit_kind)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One of the evaluations of a re-evaluated candidate (adrs/engine/reevaluation.py):
+    `n` 0 is its first evaluation, 1.. the re-evaluations, each in a fresh sandbox."""
+
+    candidate_id: int
+    code_hash: str
+    n: int
+    valid: bool
+    score: float | None
+    error: str | None = None
+    duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,28 @@ class RunStore:
         except sqlite3.OperationalError:  # no such table: an older store, read-only
             return {}
         return {int(row[0]): int(row[1]) for row in rows}
+
+    def add_evaluation(self, ev: Evaluation) -> None:
+        """Record one evaluation of a re-evaluated candidate, committed as it completes, so
+        a resumed run reuses it instead of running it again."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO reevaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (ev.candidate_id, ev.code_hash, ev.n, int(ev.valid), ev.score,
+                              ev.error, ev.duration_s))
+
+    def evaluations(self, candidate_id: int | None = None) -> list[Evaluation]:
+        """The recorded evaluations of re-evaluated candidates (of `candidate_id` only, if
+        given), by candidate and n; [] for a store of an adrs version without them."""
+        where, args = ("WHERE candidate_id = ?", (candidate_id,)) if candidate_id is not None \
+            else ("", ())
+        try:
+            rows = self._db.execute(
+                "SELECT candidate_id, code_hash, n, valid, score, error, duration_s FROM "
+                f"reevaluations {where} ORDER BY candidate_id, n", args).fetchall()
+        except sqlite3.OperationalError:  # no such table: an older store, read-only
+            return []
+        return [Evaluation(int(r[0]), str(r[1]), int(r[2]), bool(r[3]), r[4], r[5],
+                           float(r[6])) for r in rows]
 
     def records(self) -> Iterator[CandidateRecord]:
         """Every stored candidate in id order."""
