@@ -13,7 +13,8 @@ candidate's total, `100 * clip((S - M) / (S - E), 0, 1)` where E = B + 0.1 * (S 
 the paper's workloads S = 537, B = 46, E = 95.1.
 
 Feedback ranks the workloads by room: the makespan minus the best known makespan, or minus
-the key bound (bounds.py) where none is known or it has been beaten.
+the key bound (bounds.py) where none is known or it has been beaten; a workload whose best
+known makespan is matched has room 0. A call that ran over its budget is flagged.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ class Outcome:
 
     @property
     def room(self) -> int:
-        """The makespan minus the best known one, or minus the key bound where none is
-        known or the best known has been beaten."""
+        """The makespan minus the best known one (0 when it is matched), or minus the key
+        bound where none is known or the best known has been beaten."""
         known = self.workload.best_known
-        target = known if known is not None and known < self.makespan else self.workload.bound
+        target = known if known is not None and known <= self.makespan else self.workload.bound
         return self.makespan - target
 
 
@@ -128,9 +129,10 @@ def feedback(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def _line(o: Outcome) -> str:
+def _line(o: Outcome, budget_s: float = BUDGET_S) -> str:
     w = o.workload
     known = f"best known {w.best_known}; " if w.best_known is not None else ""
     worse = ", worse" if o.makespan > w.sequential_makespan else ""
+    over = f", over the {budget_s:g} s budget" if o.runtime_s > budget_s else ""
     return (f"{w.name}: makespan {o.makespan} (given order {w.sequential_makespan}{worse}; "
-            f"{known}bound {w.bound}), {o.runtime_s:.2f} s")
+            f"{known}bound {w.bound}), {o.runtime_s:.2f} s{over}")

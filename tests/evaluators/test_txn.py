@@ -15,7 +15,7 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.evaluators.txn import WORKLOADS_OPTION, configured_workloads
-from adrs.evaluators.txn.evaluator import Outcome, evaluate_workloads, score
+from adrs.evaluators.txn.evaluator import Outcome, evaluate_workloads, feedback, score
 from adrs.evaluators.txn.model import Timeline, Txn, lower_bound, makespan, parse_txn
 from adrs.evaluators.txn.passes import Answer, ScheduleError, check_schedule, two_passes
 from adrs.evaluators.txn.workloads import (
@@ -352,9 +352,18 @@ def test_the_paper_workloads_have_their_best_known_makespans() -> None:
 def test_room_counts_from_the_best_known_until_it_is_beaten() -> None:
     workload = Workload.from_texts("W", ["w-1 *", "w-1 *", "w-2 *"])  # bound 3
     known = dataclasses.replace(workload)
-    object.__setattr__(known, "best_known", 4)
-    assert Outcome(known, 6, 0.0).room == 2 and Outcome(known, 4, 0.0).room == 1
+    object.__setattr__(known, "best_known", 5)
+    # Matching the best known leaves no room to rank it first (not the 2 to the bound);
+    # beating it counts from the bound.
+    assert [Outcome(known, m, 0.0).room for m in (7, 5, 4)] == [2, 0, 1]
     assert Outcome(workload, 6, 0.0).room == 3
+
+
+def test_a_call_over_its_budget_is_flagged() -> None:
+    workload = Workload.from_texts("W", ["w-1 *", "w-1 *", "w-2 *"])
+    lines = feedback([Outcome(workload, 4, 5.2)]).splitlines()
+    assert lines[0].endswith("5.20 s, over the 2 s budget")
+    assert "budget" not in feedback([Outcome(workload, 4, 1.9)])
 
 
 # ------------------------------------------------------------------- reproducibility
