@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from adrs.engine import archive_view as view
+from adrs.engine.reevaluation import Noise, noise_of
 from adrs.errors import RunFailed, UserError
 from adrs.problem.options import add_option_flag, option_layer
 from adrs.problem.spec import load_problem
@@ -92,13 +93,18 @@ def show(args: argparse.Namespace, console: Console) -> int:
     store = view.open_run(args.run_dir)
     try:
         data = view.show_json(store, args.top)
+        ids = {row["id"] for row in data["top"]} | {data["best_id"]} - {None}
+        noises = {cid: noise for cid in ids
+                  if (noise := candidate_noise(store, cid)) is not None}
     finally:
         store.close()
     if args.json:
+        data["reevaluated"] = {str(cid): _noise_json(n) for cid, n in sorted(noises.items())}
         print(json.dumps(data))
         return 0
     run = view.printable(args.run_dir, newlines=False)
-    best = "-" if data["best_score"] is None else f"{data['best_score']:.6g} (#{data['best_id']})"
+    best = "-" if data["best_score"] is None else f"{data['best_score']:.6g} (#{data['best_id']}" \
+        + (f"; {noises[data['best_id']].text})" if data["best_id"] in noises else ")")
     console.print(Text(f"run {run} — problem {view.printable(data['problem'], newlines=False)}"
                        f", {view.printable(data['ending'], newlines=False)}"))
     console.print(Text(f"{data['candidates']} candidates, {data['valid']} valid, "
@@ -114,7 +120,9 @@ def show(args: argparse.Namespace, console: Console) -> int:
         metrics = " ".join(f"{view.printable(k, newlines=False)}="
                            f"{view.printable(v, newlines=False)}"
                            for k, v in sorted(row["metrics"].items()))
-        table.add_row(str(row["id"]), f"{row['score']:.6g}", str(row["island"]),
+        noise = noises.get(row["id"])
+        score = f"{row['score']:.6g}" + ("" if noise is None else f" ({noise.text})")
+        table.add_row(str(row["id"]), score, str(row["island"]),
                       str(row["generation"]), Text(view.printable(row["edit_kind"])),
                       ",".join(map(str, row["parent_ids"])) or "-", Text(metrics))
     console.print(table)
@@ -128,8 +136,15 @@ def best(args: argparse.Namespace, console: Console) -> int:
         assert record.code is not None
         harness = _harness(store) if view.imports_harness(record.code) else None
         text = view.standalone(record, args.run_dir, store.meta("problem") or "?", harness)
+        noise = candidate_noise(store, record.id)
     finally:
         store.close()
+    if noise is not None:  # under the header's score line
+        line = f"# Candidate #{record.id}, score"
+        head, found, tail = text.partition("\n" + line)
+        if found:
+            rest, _, after = tail.partition("\n")
+            text = f"{head}\n{line}{rest}\n# Re-evaluated: {noise.text}.\n{after}"
     if args.output is None:
         print(text, end="")
         return 0
@@ -142,9 +157,24 @@ def best(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UserError(f"cannot write '{out}' ({exc.strerror or exc}): pass another -o "
                         "file") from None
-    console.print(Text(f"wrote candidate #{record.id} (score {view.score_of(record):.6g}) to "
-                       f"{view.printable(out, newlines=False)}"))
+    again = "" if noise is None else f", {noise.text}"
+    console.print(Text(f"wrote candidate #{record.id} (score {view.score_of(record):.6g}"
+                       f"{again}) to {view.printable(out, newlines=False)}"))
     return 0
+
+
+def candidate_noise(store: RunStore, candidate_id: int) -> Noise | None:
+    """How candidate `candidate_id`'s score came from several evaluations (a new best
+    evaluated again: adrs/engine/reevaluation.py); None when it was evaluated once."""
+    rows = store.evaluations(candidate_id)
+    record = store.get(candidate_id) if rows else None
+    return None if record is None else noise_of(rows, record.code_hash)
+
+
+def _noise_json(noise: Noise) -> dict[str, Any]:
+    return {"evaluations": noise.evaluations, "failed": noise.failed,
+            "scores": list(noise.scores), "mean": noise.mean if noise.scores else None,
+            "spread": noise.spread if noise.scores else None}
 
 
 def _harness(store: RunStore) -> view.Harness | str:
