@@ -10,6 +10,9 @@ Prints milliseconds per evaluation done in this process, through the Popen path 
 interpreter started per sandbox) and through the active one (the zygote where it works,
 see adrs/sandbox/zygote.py), then evaluations per second
 through the local backend and through Ray with 1 and 2 workers, and the 1 -> 2 scaling.
+Also: microseconds per call round trip in a started sandbox (a 50-float list argument, a
+float back), and milliseconds per evaluation of the toy's initial program (problems/toy
+with its harness: start, 100 lockstep round trips, clean-up).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from pathlib import Path
 
 from adrs.evaluation.backends import EvalBackend, LocalBackend
 from adrs.evaluation.runner import EvalJob, run_job
-from adrs.sandbox.candidate import Limits
+from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import protections
 from adrs.sandbox.zygote import ZYGOTE_CLIENT
 
 EVALUATOR = "def evaluate(candidate):\n    return {'score': float(candidate.call('f', 1))}\n"
 CANDIDATE = "def f(x):\n    return x + 1\n"
 TARGET_MS = 20.0
+TOY = Path(__file__).resolve().parents[1] / "problems" / "toy"
 
 
 def make_job(root: Path) -> EvalJob:
@@ -48,6 +52,36 @@ def in_process_ms(job: EvalJob, n: int) -> list[float]:
         times.append((time.perf_counter() - started) * 1000)
         assert result.valid and result.score == 2.0, result
     return times
+
+
+def round_trip_us(n: int) -> float:
+    """Median microseconds per call, over batches of calls in one started sandbox."""
+    history = [float(i) + 0.5 for i in range(50)]
+    batches = []
+    with Candidate("def f(history):\n    return 1.0\n", Limits(timeout_s=60.0)) as candidate:
+        for _ in range(100):
+            candidate.call("f", history)
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(n):
+                candidate.call("f", history)
+            batches.append((time.perf_counter() - started) * 1e6 / n)
+    return statistics.median(batches)
+
+
+def toy_ms(n: int) -> float:
+    """Median milliseconds per toy evaluation of its initial program, with its harness."""
+    job = EvalJob(str(TOY), "adrs.evaluators.toy:evaluate",
+                  (TOY / "initial_program.py").read_text(), Limits(timeout_s=10.0),
+                  harness="harness.py")
+    run_job(job)
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        result = run_job(job)
+        times.append((time.perf_counter() - started) * 1000)
+        assert result.valid, result
+    return statistics.median(times)
 
 
 def print_overhead(path: str, times: list[float]) -> None:
@@ -94,6 +128,8 @@ def main() -> None:
         print_overhead("Popen path (fallback)", in_process_ms(job, args.evaluations))
         ZYGOTE_CLIENT.enabled = True
         print_overhead("active path", in_process_ms(job, args.evaluations))
+        print(f"call round trip: median {round_trip_us(1000):.0f} us; toy evaluation: "
+              f"median {toy_ms(args.evaluations):.1f} ms")
         report("local", LocalBackend, job, args.evaluations)
         if not args.no_ray:
             import ray
