@@ -15,6 +15,11 @@ Two rules keep a short run from circling the initial program: islands drop it on
 hold something better (``retire_initial``), and a valid program whose score and metrics
 equal those of a program offered before is a behavioural duplicate (``behaviour_dedup``):
 counted, never given a cell, and named by `Archive.twin_of` so callers can mark it.
+Measured times are left out of that comparison, since they differ on every evaluation of the
+same program: a metric whose name, before any ``[``, contains ``runtime`` or ends in ``_s``
+or ``_ms`` (``runtime_s``, ``runtime_s[W1]``, ``runtime_s_orders``, ``t_ms``), rates
+(``*_per_s``) excepted, unless it is a feature dimension of the grid. The score is always
+compared, and a program left with no other metric has no behaviour to compare.
 
 The archive is a pure function of the sequence of `Archive.add` calls and of the rngs handed
 to `Archive.sample`: nothing iterates over a set or depends on hash order, and every tie is
@@ -27,6 +32,7 @@ programs); per-island rankings are kept in step and the list of all elites is ca
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import replace
 
 from adrs.code.features import Binning
@@ -39,8 +45,11 @@ from adrs.types import MetricValue, Program
 
 Behaviour = tuple[float, tuple[tuple[str, MetricValue], ...]]
 
+# A measured time, by the name's field part (before any "["): see the module docstring.
+_MEASURED = re.compile(r"runtime|(?<!_per)_m?s$")
+
 __all__ = ["AddStatus", "Archive", "ArchiveConfig", "ArchiveStats", "Cell", "Selection",
-           "behaviour_marked"]
+           "behaviour_marked", "is_measured_time"]
 
 
 class Archive:
@@ -64,6 +73,7 @@ class Archive:
                                        size=config.migration_size)
         self.seeding = StalledSeeding(self.grid) if config.seed_stalled_islands else None
         self._behaviours: dict[Behaviour, int] = {}  # score and metrics -> first program id
+        self._features = frozenset(f.name for f in config.features)  # always compared
 
     def add(self, program: Program) -> AddStatus:
         """Offer ``program`` to the grid of ``program.island``; may trigger a migration.
@@ -75,7 +85,7 @@ class Archive:
         previous_best = self.grid.best
         twin = self.twin_of(program)
         if twin is None and program.result.valid and self.config.behaviour_dedup:
-            key = _behaviour(program)
+            key = _behaviour(program, self._features)
             if key is not None:
                 self._behaviours.setdefault(key, program.id)
         status = self.grid.add(program, store=twin is None)
@@ -90,7 +100,7 @@ class Archive:
         ``program`` is invalid or has no metrics, or with ``behaviour_dedup`` off."""
         if not self.config.behaviour_dedup or not program.result.valid:
             return None
-        key = _behaviour(program)
+        key = _behaviour(program, self._features)
         twin = None if key is None else self._behaviours.get(key)
         return None if twin == program.id else twin
 
@@ -143,13 +153,22 @@ class Archive:
         return self.grid.bins_of(program)
 
 
-def _behaviour(program: Program) -> Behaviour | None:
-    """What two programs with the same behaviour share: the score and every metric; None
-    without metrics (a score alone says too little to call two programs the same)."""
-    metrics = program.result.metrics
+def is_measured_time(name: str) -> bool:
+    """Whether metric `name` is a measured time, which differs on every evaluation of the
+    same program (``runtime_s``, ``runtime_s[W1]``, ``runtime_s_orders``, ``t_ms``; not
+    ``tokens_per_s``)."""
+    return _MEASURED.search(name.split("[", 1)[0]) is not None
+
+
+def _behaviour(program: Program, features: frozenset[str]) -> Behaviour | None:
+    """What two programs with the same behaviour share: the score and every metric but the
+    measured times (those that are `features` kept); None without such metrics (a score
+    alone says too little to call two programs the same)."""
+    metrics = sorted((name, value) for name, value in program.result.metrics.items()
+                     if name in features or not is_measured_time(name))
     if not metrics:
         return None
-    return (program.score, tuple(sorted(metrics.items())))
+    return (program.score, tuple(metrics))
 
 
 def behaviour_marked(record: CandidateRecord, archive: Archive) -> CandidateRecord:
