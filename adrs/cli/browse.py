@@ -166,7 +166,7 @@ def best(args: argparse.Namespace, console: Console) -> int:
 def candidate_noise(store: RunStore, candidate_id: int) -> Noise | None:
     """How candidate `candidate_id`'s score came from several evaluations (a new best
     evaluated again: adrs/engine/reevaluation.py); None when it was evaluated once."""
-    rows = store.evaluations(candidate_id)
+    rows = store.tables.evaluations(candidate_id)
     record = store.get(candidate_id) if rows else None
     return None if record is None else noise_of(rows, record.code_hash)
 

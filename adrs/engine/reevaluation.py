@@ -33,7 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from adrs.config.run_config import ReevaluateConfig
-from adrs.store.database import CandidateRecord, Evaluation, RunStore
+from adrs.store.database import CandidateRecord, RunStore
+from adrs.store.side_tables import Evaluation
 from adrs.types import EvalResult
 
 Evaluate = Callable[[str], Awaitable[EvalResult]]
@@ -94,7 +95,7 @@ class Reevaluator:
     def restore(self, records: Sequence[CandidateRecord]) -> None:
         """Rebuild what the probes learnt from the stored candidates' stored evaluations."""
         by_id: dict[int, list[Evaluation]] = {}
-        for ev in self._store.evaluations():
+        for ev in self._store.tables.evaluations():
             by_id.setdefault(ev.candidate_id, []).append(ev)
         for record in records:
             rows = [e for e in by_id.get(record.id, ()) if e.code_hash == record.code_hash]
@@ -119,9 +120,10 @@ class Reevaluator:
         assert record.code is not None and record.code_hash is not None
         assert record.result is not None
         code, digest = record.code, record.code_hash
-        stored = {e.n: e for e in self._store.evaluations(record.id) if e.code_hash == digest}
+        stored = {e.n: e for e in self._store.tables.evaluations(record.id)
+                  if e.code_hash == digest}
         first = _evaluation(record.id, digest, 0, record.result)
-        self._store.add_evaluation(first)
+        self._store.tables.add_evaluation(first)
         count = self._config.count
 
         async def nth(n: int) -> Evaluation:
@@ -129,7 +131,7 @@ class Reevaluator:
                 return stored[n]
             ev = _evaluation(record.id, digest, n, await self._evaluate(code))
             self.extra += 1
-            self._store.add_evaluation(ev)
+            self._store.tables.add_evaluation(ev)
             return ev
 
         rows = [first, *await asyncio.gather(*(nth(n) for n in range(

@@ -70,7 +70,7 @@ class SamplingPoints:
             if self._replay and not self._loaded:
                 _log.warning("no sampling points in '%s': the replay samples afresh, and may "
                              "ask prompts the recording does not hold", self._replay)
-            self._loaded.update(self._store.launches())  # this run's own, on resume
+            self._loaded.update(self._store.tables.launches())  # this run's own, on resume
         return self._loaded
 
     def get(self, candidate_id: int) -> int | None:
@@ -88,7 +88,7 @@ class SamplingPoints:
     def log(self, candidate_id: int, sampled_after: int) -> None:
         """Record that `candidate_id` was sampled at `sampled_after` (store, recording)."""
         self._points[candidate_id] = sampled_after
-        self._store.add_launch(candidate_id, sampled_after)
+        self._store.tables.add_launch(candidate_id, sampled_after)
         if self._record_to is None:
             return
         if self._file is None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from adrs.errors import UserError
+from adrs.store.side_tables import SideTables
 from adrs.types import EditKind, EvalResult, LLMUsage, Program
 
 DB_NAME = "candidates.sqlite"
@@ -89,20 +90,6 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """One of the evaluations of a re-evaluated candidate (adrs/engine/reevaluation.py):
-    `n` 0 is its first evaluation, 1.. the re-evaluations, each in a fresh sandbox."""
-
-    candidate_id: int
-    code_hash: str
-    n: int
-    valid: bool
-    score: float | None
-    error: str | None = None
-    duration_s: float = 0.0
-
-
-@dataclass(frozen=True)
 class StoreTally:
     """What a run list shows of a run: counts, the best valid candidate, total cost."""
 
@@ -147,6 +134,7 @@ class RunStore:
     def __init__(self, run_dir: Path, db: sqlite3.Connection) -> None:
         self.run_dir = run_dir
         self._db = db
+        self.tables = SideTables(db)
 
     @classmethod
     def create(cls, run_dir: Path, config_yaml: str, meta: dict[str, str]) -> RunStore:
@@ -190,45 +178,6 @@ class RunStore:
         with self._db:
             self._db.execute(f"INSERT INTO candidates ({','.join(_COLUMNS)}) "
                              f"VALUES ({marks})", _row(record))
-
-    def add_launch(self, candidate_id: int, sampled_after: int) -> None:
-        """Record the sampling point of a launched candidate (adrs/engine/schedule.py):
-        it was sampled from the archive once the candidates below `sampled_after` were
-        applied. Committed before its proposal starts, so a killed run keeps it."""
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO launches VALUES (?, ?)",
-                             (candidate_id, sampled_after))
-
-    def launches(self) -> dict[int, int]:
-        """Every recorded sampling point, by candidate id ({} for a store of an adrs version
-        that recorded none, opened read-only)."""
-        try:
-            rows = self._db.execute("SELECT id, sampled_after FROM launches").fetchall()
-        except sqlite3.OperationalError:  # no such table: an older store, read-only
-            return {}
-        return {int(row[0]): int(row[1]) for row in rows}
-
-    def add_evaluation(self, ev: Evaluation) -> None:
-        """Record one evaluation of a re-evaluated candidate, committed as it completes, so
-        a resumed run reuses it instead of running it again."""
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO reevaluations VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (ev.candidate_id, ev.code_hash, ev.n, int(ev.valid), ev.score,
-                              ev.error, ev.duration_s))
-
-    def evaluations(self, candidate_id: int | None = None) -> list[Evaluation]:
-        """The recorded evaluations of re-evaluated candidates (of `candidate_id` only, if
-        given), by candidate and n; [] for a store of an adrs version without them."""
-        where, args = ("WHERE candidate_id = ?", (candidate_id,)) if candidate_id is not None \
-            else ("", ())
-        try:
-            rows = self._db.execute(
-                "SELECT candidate_id, code_hash, n, valid, score, error, duration_s FROM "
-                f"reevaluations {where} ORDER BY candidate_id, n", args).fetchall()
-        except sqlite3.OperationalError:  # no such table: an older store, read-only
-            return []
-        return [Evaluation(int(r[0]), str(r[1]), int(r[2]), bool(r[3]), r[4], r[5],
-                           float(r[6])) for r in rows]
 
     def records(self) -> Iterator[CandidateRecord]:
         """Every stored candidate in id order."""

@@ -10,7 +10,8 @@ import pytest
 
 from adrs.cli.main import main
 from adrs.code.program import code_hash
-from adrs.store.database import CandidateRecord, Evaluation, RunStore
+from adrs.store.database import CandidateRecord, RunStore
+from adrs.store.side_tables import Evaluation
 from adrs.types import EvalResult
 
 CODE = "def solve():\n    return 1\n"
@@ -29,8 +30,8 @@ def run_dir(tmp_path: Path) -> Path:
                 parent_ids=() if cid == 0 else (0,), created=0.0, code=code,
                 code_hash=code_hash(code), result=EvalResult(valid=True, score=score)))
         for n, score in enumerate((238.0, 242.0, 241.5)):
-            store.add_evaluation(Evaluation(1, code_hash(CODE), n, True, score))
-        store.add_evaluation(Evaluation(1, "code proposed before a resume", 1, True, 1.0))
+            store.tables.add_evaluation(Evaluation(1, code_hash(CODE), n, True, score))
+        store.tables.add_evaluation(Evaluation(1, "code proposed before a resume", 1, True, 1.0))
         store.record_ending("iterations")
     finally:
         store.close()

@@ -6,7 +6,6 @@ import ast
 import hashlib
 import inspect
 import random
-import time
 
 import pytest
 
@@ -427,7 +426,7 @@ def test_metric_feature_dims_place_programs_by_metric() -> None:
 
 
 @pytest.mark.parametrize("growing", [False, True])
-def test_ten_thousand_adds_and_samples_are_fast(growing: bool) -> None:
+def test_ten_thousand_adds_and_samples_fill_the_grid_and_migrate(growing: bool) -> None:
     # growing=True is the worst case: a new maximum of the adaptive x on every add, so
     # every add re-bins every island.
     gen = random.Random(0)
@@ -436,14 +435,13 @@ def test_ten_thousand_adds_and_samples_are_fast(growing: bool) -> None:
     programs = [prog(pid, gen.uniform(0, 100), island=pid % 4, y=gen.uniform(0, 10),
                      x=float(pid) + gen.random() if growing else gen.uniform(0, 1000))
                 for pid in range(10_000)]
-    start = time.perf_counter()
     for program in programs:
         archive.add(program)
         archive.sample(program.island, random.Random(program.id))
-    elapsed = time.perf_counter() - start
+    # Their speed is measured by benchmarks/engine_overhead.py (time per candidate over the
+    # first and the last window of a 10,000-candidate run), not by a timed test.
     assert archive.stats().cells_filled > 250
     assert archive.migrations == 250
-    assert elapsed < 3.0, f"10,000 adds + samples took {elapsed:.2f} s"
 
 
 # ------------------------------------------------------------------------------ layout

@@ -61,10 +61,12 @@ def build(tmp: Path, problem: Problem, config: RunConfig, client: DelayedClient,
 
 
 def config_for(iterations: int, **llm: Any) -> RunConfig:
+    # No re-evaluation of new bests: it holds applies back while launches go on, so the
+    # killed run below would have launched everything before candidate 8 is applied.
     return resolve([("test", {"seed": 11, "stop": {"iterations": iterations},
                               "archive": {"islands": 2, "migration_interval": 5},
                               "llm": {"proposals_in_flight": 3, **llm},
-                              "evaluation": {"workers": 2}})])
+                              "evaluation": {"workers": 2, "reevaluate": {"count": 0}}})])
 
 
 def test_a_slow_call_holds_back_no_launch(tmp_path: Path, toy: Problem) -> None:
@@ -118,7 +120,7 @@ def test_a_killed_run_resumed_samples_its_lost_candidates_as_before(
     assert run(first).reason == "interrupted"
     store = RunStore.open(tmp_path / "r")
     stored = store.count()
-    lost = {cid: p for cid, p in store.launches().items() if cid >= stored}
+    lost = {cid: p for cid, p in store.tables.launches().items() if cid >= stored}
     assert lost and min(lost.values()) < stored  # sampled from an archive now gone
     resumed = Controller(problem=toy, config=config, store=store,
                          mutator=LLMMutator(DelayedClient(toy, {}, 0.03), config.llm),
@@ -127,7 +129,7 @@ def test_a_killed_run_resumed_samples_its_lost_candidates_as_before(
     try:
         assert asyncio.run(resumed.run()).reason == "iterations"
         # The lost candidates were sampled again at their old points, not at the resume's.
-        assert {cid: store.launches()[cid] for cid in lost} == lost
+        assert {cid: store.tables.launches()[cid] for cid in lost} == lost
     finally:
         store.close()
     # An uninterrupted replay of the recorded points, with the same responses, agrees.
@@ -142,19 +144,19 @@ def test_a_store_without_sampling_points_still_opens(tmp_path: Path) -> None:
     """A run of an older adrs has no `launches` table: read-only it has no points, and
     opened for writing (resume) it gets the table."""
     store = RunStore.create(tmp_path / "r", "{}\n", {"problem": "toy"})
-    store.add_launch(1, 1)
-    assert store.launches() == {1: 1}
+    store.tables.add_launch(1, 1)
+    assert store.tables.launches() == {1: 1}
     store.close()
     db = sqlite3.connect(tmp_path / "r" / DB_NAME)
     db.execute("DROP TABLE launches")
     db.commit()
     db.close()
     reader = RunStore.open(tmp_path / "r", readonly=True)
-    assert reader.launches() == {}
+    assert reader.tables.launches() == {}
     reader.close()
     writer = RunStore.open(tmp_path / "r")
-    writer.add_launch(2, 1)
-    assert writer.launches() == {2: 1}
+    writer.tables.add_launch(2, 1)
+    assert writer.tables.launches() == {2: 1}
     writer.close()
 
 

@@ -149,7 +149,7 @@ def schedule_launches(run_dir: Path, depth: int) -> None:
     store = RunStore.open(run_dir)
     try:
         for cid in range(1, CALLS + 1):
-            store.add_launch(cid, max(1, cid - depth + 1))
+            store.tables.add_launch(cid, max(1, cid - depth + 1))
     finally:
         store.close()
 

@@ -22,7 +22,8 @@ from adrs.evaluation.backends import ThreadBackend
 from adrs.evaluation.runner import EvalJob
 from adrs.llm.mutator import LLMMutator
 from adrs.problem.spec import Problem, load_problem
-from adrs.store.database import CandidateRecord, Evaluation, RunStore
+from adrs.store.database import CandidateRecord, RunStore
+from adrs.store.side_tables import Evaluation
 from adrs.types import EvalResult
 
 
@@ -81,7 +82,7 @@ def test_a_noisy_evaluator_ranks_and_reports_by_the_mean(tmp_path: Path, toy: Pr
     store = RunStore.open(tmp_path / "r")
     try:
         by_id = {r.id: r for r in evaluated(store)}
-        rows = store.evaluations()
+        rows = store.tables.evaluations()
         noises = {cid: noise_of([e for e in rows if e.candidate_id == cid],
                                 by_id[cid].code_hash) for cid in {e.candidate_id for e in rows}}
     finally:
@@ -108,7 +109,7 @@ def test_a_deterministic_evaluator_is_probed_not_averaged(tmp_path: Path, toy: P
              backend))
     store = RunStore.open(tmp_path / "r")
     try:
-        rows, records = store.evaluations(), evaluated(store)
+        rows, records = store.tables.evaluations(), evaluated(store)
     finally:
         store.close()
     probed = sorted({e.candidate_id for e in rows})
@@ -165,14 +166,14 @@ def record(score: float, cid: int = 3) -> CandidateRecord:
 def test_stored_reevaluations_are_reused_and_a_failed_one_invalidates(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "r", "{}\n", {"problem": "toy"})
     try:
-        store.add_evaluation(Evaluation(3, "h", 1, True, 241.0))
-        store.add_evaluation(Evaluation(3, "other code", 2, True, 0.0))
+        store.tables.add_evaluation(Evaluation(3, "h", 1, True, 241.0))
+        store.tables.add_evaluation(Evaluation(3, "other code", 2, True, 0.0))
         calls = Calls([242.0])
         re = Reevaluator(ReevaluateConfig(count=2), calls, store)
         out = asyncio.run(re.run(record(238.0)))
         assert calls.codes == ["x = 1\n"] and re.extra == 1 and re.noisy
         assert out.result is not None and out.result.score == pytest.approx(721 / 3)
-        noise = noise_of(store.evaluations(3), "h")
+        noise = noise_of(store.tables.evaluations(3), "h")
         assert noise is not None and noise.text == "mean of 3, spread 4; first 238"
         failing = Reevaluator(ReevaluateConfig(count=2), Calls([10.0, None]), store)
         failing.noisy = True
