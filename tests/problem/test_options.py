@@ -19,7 +19,9 @@ def test_bundled_problems_declare_their_options() -> None:
     assert load_problem("cbl").spec.options == {"trace_dir": None}
     assert load_problem("cbl-multi").spec.options == {"trace_dir": None,
                                                       "accounting": "faithful"}
-    assert load_problem("llm-sql").spec.options == {"data_dir": None}
+    assert load_problem("llm-sql").spec.options == {"data_dir": None, "metric": "paper",
+                                                    "cache_tokens": 16384, "block_tokens": 16}
+    assert load_problem("llm-serve").spec.options == {"trace": None}
     assert load_problem("txn").spec.options == {"workloads": None}
     assert load_problem("toy").spec.options == {}
 
