@@ -6,12 +6,22 @@ reply and usage (so costs and budgets replay too). A request whose messages diff
 recording means the run diverged (other seed, config or program): that stops the run with
 one line rather than silently answering another question. Keys are never part of an
 exchange.
+
+Prompts also show measured figures (a txn workload's runtime, eplb's `t_ms`), which differ
+on every evaluation of the same program, so a replay that did not diverge asks prompts
+whose figures differ. Each exchange therefore also stores its `shape`: the SHA-256 of the
+messages with every number (a run of digits, with its decimal part and exponent) replaced
+by one placeholder. A request whose digest differs but whose shape equals the recorded one
+is answered from the recording and counted as drift; `ReplayClient.close` says how many
+(`drift_notice`). Recordings without `shape` (older ones) stay strict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,9 +34,24 @@ class ReplayMismatch(UserError):
     """The replayed run asked something the recording does not hold."""
 
 
+_FIGURE = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
 def request_digest(request: LLMRequest) -> str:
     data = json.dumps([[m.role, m.content] for m in request.messages])
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def request_shape(request: LLMRequest) -> str:
+    """The digest of the messages with every number replaced by '#': equal for two prompts
+    that differ in figures only."""
+    data = json.dumps([[m.role, _FIGURE.sub("#", m.content)] for m in request.messages])
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def drift_notice(count: int) -> str:
+    return (f"replay: {count} prompt{'s' if count != 1 else ''} differed from the recording "
+            "in figures only (measured times, say); their recorded answers were used")
 
 
 def _usage_json(usage: LLMUsage) -> dict[str, Any]:
@@ -46,33 +71,53 @@ class RecordingClient:
     async def complete(self, request: LLMRequest) -> LLMReply:
         reply = await self._inner.complete(request)
         line = {"candidate_id": request.candidate_id, "attempt": request.attempt,
-                "request_sha256": request_digest(request), "text": reply.text,
-                "usage": _usage_json(reply.usage)}
+                "request_sha256": request_digest(request), "shape": request_shape(request),
+                "text": reply.text, "usage": _usage_json(reply.usage)}
         self._file.write(json.dumps(line) + "\n")
         self._file.flush()
         return reply
 
+    def close(self) -> None:
+        self._file.close()
+
 
 class ReplayClient:
-    """Answers from a recording; the last exchange recorded for a key wins."""
+    """Answers from a recording; the last exchange recorded for a key wins. `drifted` holds
+    the keys whose prompt differed from the recording in figures only."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._exchanges = load_recording(path)
+        self.drifted: set[tuple[int, int]] = set()
+        self._diverged = False
+
+    def close(self) -> None:
+        """Say on stderr how many prompts drifted (none: nothing; not after a mismatch,
+        whose own line says what matters)."""
+        if self.drifted and not self._diverged:
+            print(f"adrs: {drift_notice(len(self.drifted))}", file=sys.stderr)
+            self.drifted = set()
 
     async def complete(self, request: LLMRequest) -> LLMReply:
         key = (request.candidate_id, request.attempt)
         exchange = self._exchanges.get(key)
         if exchange is None:
+            self._diverged = True
             raise ReplayMismatch(f"the recording '{self.path}' has no exchange for candidate "
                                  f"{key[0]} attempt {key[1]}: replay with the recorded run's "
                                  "seed and config, and no more iterations than it had")
         if exchange["request_sha256"] != request_digest(request):
-            raise ReplayMismatch(f"candidate {key[0]} attempt {key[1]} asks another prompt "
-                                 f"than the one recorded in '{self.path}': the run diverged; "
-                                 "replay with the recorded run's seed, config and problem")
+            if exchange.get("shape") != request_shape(request):
+                self._diverged = True
+                raise self._diverged_error(key)
+            self.drifted.add(key)
         usage = LLMUsage(**exchange["usage"])
         return LLMReply(str(exchange["text"]), usage)
+
+    def _diverged_error(self, key: tuple[int, int]) -> ReplayMismatch:
+        return ReplayMismatch(f"candidate {key[0]} attempt {key[1]} asks another prompt "
+                              f"than the one recorded in '{self.path}': the run diverged; "
+                              "replay with the recorded run's seed, config and problem")
 
 
 def load_recording(path: Path) -> dict[tuple[int, int], dict[str, Any]]:

@@ -5,7 +5,9 @@ The client stack, outermost first: budget guard (when `stop.budget_usd` is set),
 client for `openai/...` models, litellm for the others: `model_client`), the manual
 client, or a replay of a recording. `ManagedMutator` adds the two optional hooks the
 controller calls: `observe(record, status)` for every applied record (live or replayed on
-resume), which feeds the adaptive ensemble and the budget, and `spent_usd`.
+resume), which feeds the adaptive ensemble and the budget, and `spent_usd`; and `close()`,
+which the session calls once the run ends (closes the recording; a replay says on stderr
+how many prompts differed from the recording in figures only).
 """
 
 from __future__ import annotations
@@ -36,14 +38,17 @@ from adrs.llm.replay import RecordingClient, ReplayClient
 from adrs.store.database import CandidateRecord
 
 Observe = Callable[[CandidateRecord, AddStatus | None], None]
+Close = Callable[[], None]
 
 
 class ManagedMutator:
     """An LLMMutator plus the state that learns from stored records (ensemble, budget)."""
 
     def __init__(self, mutator: LLMMutator, observers: list[Observe],
-                 guard: BudgetGuard | None, proposals_in_flight: int) -> None:
+                 guard: BudgetGuard | None, proposals_in_flight: int,
+                 closers: tuple[Close, ...] = ()) -> None:
         self._mutator, self._observers, self._guard = mutator, observers, guard
+        self._closers = closers
         self.description = mutator.description
         # The controller keeps proposals plus evaluations in flight; this bounds the
         # proposals (each with its repairs), hence the concurrent LLM calls.
@@ -56,6 +61,11 @@ class ManagedMutator:
     def observe(self, record: CandidateRecord, status: AddStatus | None) -> None:
         for observe in self._observers:
             observe(record, status)
+
+    def close(self) -> None:
+        """End of the run: the recording is closed, a replay reports its drift."""
+        for close in self._closers:
+            close()
 
     @property
     def spent_usd(self) -> float:
@@ -73,8 +83,11 @@ def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
         raise UserError(problem)
     observers: list[Observe] = []
     client, description = _source(config, run_dir, observers)
+    closers: list[Close] = [client.close] if isinstance(client, ReplayClient) else []
     if llm.record is not None:
-        client = RecordingClient(client, Path(llm.record))
+        recorder = RecordingClient(client, Path(llm.record))
+        client = recorder
+        closers.append(recorder.close)
         description += f"; recording exchanges to {llm.record}"
     guard = None
     if config.stop.budget_usd is not None:
@@ -83,7 +96,8 @@ def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
         observers.append(guard.observe)
         description += f"; budget ${config.stop.budget_usd:g}"
     mutator = LLMMutator(client, llm, description=description)
-    return ManagedMutator(mutator, observers, guard, llm.proposals_in_flight)
+    return ManagedMutator(mutator, observers, guard, llm.proposals_in_flight,
+                          tuple(closers))
 
 
 def model_client(model: ModelConfig, settings: CallSettings, halt: Halt) -> LLMClient:

@@ -241,6 +241,9 @@ def _session(store: RunStore, problem: Problem, config: RunConfig,
         raise
     finally:
         log.close()
+        close = getattr(mutator, "close", None)  # the LLM proposer's end-of-run notices
+        if close is not None:
+            close()
     _record(store, summary.reason)
     return summary
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,41 @@ def test_a_file_that_is_not_a_recording(tmp_path: Path) -> None:
         ReplayClient(bad)
     with pytest.raises(UserError, match="does not exist"):
         ReplayClient(tmp_path / "missing.jsonl")
+
+
+def test_figures_only_drift_is_answered_and_counted(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rec.jsonl"
+    live = RecordingClient(ScriptedClient(lambda r: f"answer {r.candidate_id}"), path)
+    asyncio.run(live.complete(request(1, "W1 makespan 1200, 0.031 s, t_ms 2.5e-03")))
+    asyncio.run(live.complete(request(2, "same")))
+    live.close()
+    replay = ReplayClient(path)
+    reply = asyncio.run(replay.complete(request(1, "W1 makespan 1200, 0.0475 s, t_ms 7e-04")))
+    assert reply.text == "answer 1" and replay.drifted == {(1, 0)}
+    assert asyncio.run(replay.complete(request(2, "same"))).text == "answer 2"
+    with pytest.raises(ReplayMismatch, match="asks another prompt"):  # not a figure
+        asyncio.run(replay.complete(request(1, "W1 makespan 1200, 0.0475 ms")))
+    assert capsys.readouterr().err == ""
+    replay = ReplayClient(path)
+    asyncio.run(replay.complete(request(1, "W1 makespan 1200, 9 s, t_ms 1.25")))
+    replay.close()
+    assert capsys.readouterr().err == (
+        "adrs: replay: 1 prompt differed from the recording in figures only (measured "
+        "times, say); their recorded answers were used\n")
+
+
+def test_a_recording_without_shapes_stays_strict(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rec.jsonl"
+    asyncio.run(RecordingClient(ScriptedClient(lambda r: "x"), path).complete(
+        request(1, "took 0.03 s")))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all("shape" in line for line in lines)
+    path.write_text("".join(json.dumps({k: v for k, v in line.items() if k != "shape"}) + "\n"
+                            for line in lines))
+    replay = ReplayClient(path)
+    with pytest.raises(ReplayMismatch, match="asks another prompt"):
+        asyncio.run(replay.complete(request(1, "took 0.04 s")))
+    replay.close()
+    assert capsys.readouterr().err == ""  # nothing drifted; a mismatch has its own line
