@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from adrs.dashboard.data import RunData
+from adrs.dashboard.data import RunData, score_label
 from adrs.dashboard.screens import HelpScreen, ProgramScreen
 from adrs.dashboard.views import (
     SORTS,
@@ -165,7 +165,9 @@ def status_line(data: RunData) -> Text:
     text.append(view.one_line(ending.text, 120), style=ENDING_STYLES.get(ending.status, ""))
     text.append(f"  {counts.candidates} candidates")
     if counts.best_score is not None:
-        text.append(f"  best {counts.best_score:.6g} (#{counts.best_id})", style="bold green")
+        noise = None if counts.best_id is None else data.noise.get(counts.best_id)
+        text.append(f"  best {score_label(counts.best_score, noise)} (#{counts.best_id})",
+                    style="bold green")
     if ending.status == "running" and data.in_flight:
         text.append(f"  {data.in_flight} in flight", style="yellow")
     return text

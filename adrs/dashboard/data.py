@@ -18,7 +18,9 @@ from pathlib import Path
 
 from adrs.engine import archive_view as view
 from adrs.engine.archive import Archive
+from adrs.engine.reevaluation import Noise, noise_of
 from adrs.store.database import EVENTS_NAME, CandidateRecord, RunEnding
+from adrs.store.side_tables import Evaluation
 
 Predicate = Callable[[CandidateRecord], bool]
 
@@ -33,6 +35,15 @@ class ModelUsage:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one `RunData.fetch` read: the candidates stored since the last take, and the
+    stored evaluations of those that were evaluated more than once."""
+
+    records: list[CandidateRecord]
+    evaluations: list[Evaluation]
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class RunData:
         self.counts = view.Counts()  # the same counts as `adrs show` and `adrs runs`
         self.children: dict[int, list[int]] = {}
         self.best_steps: list[tuple[int, float]] = []  # (candidate id, new best score)
+        self.noise: dict[int, Noise] = {}  # the re-evaluated candidates (`adrs show` alike)
         self._events = _EventTail(run_dir / EVENTS_NAME)
         # The store's connection is used by one thread at a time: `fetch` runs in the app's
         # worker thread, and closing the connection under a running query would crash.
@@ -77,23 +89,36 @@ class RunData:
         """Load the candidates stored since the last call; returns them (id order)."""
         return self.take(self.fetch())
 
-    def fetch(self) -> list[CandidateRecord]:
+    def fetch(self) -> Fetched:
         """Read the candidates stored since the last `take`, changing nothing here.
 
         The only part of a refresh that waits on the database, so the app runs it in a
         worker thread while the UI thread keeps drawing from the records already held.
+        A candidate's re-evaluations are stored before it is (adrs/engine/reevaluation.py),
+        so reading them after the candidates finds all of theirs.
         """
         with self._lock:
             if self._closed:
-                return []
-            return self.store.records_after(max(self.records, default=-1))
+                return Fetched([], [])
+            records = self.store.records_after(max(self.records, default=-1))
+            if not records:
+                return Fetched([], [])
+            first = records[0].id  # re-evaluations are few: a handful per new best
+            return Fetched(records, [e for e in self.store.tables.evaluations()
+                                     if e.candidate_id >= first])
 
-    def take(self, fetched: list[CandidateRecord]) -> list[CandidateRecord]:
+    def take(self, fetched: Fetched) -> list[CandidateRecord]:
         """Add what `fetch` read (those not held yet) and read the event log; returns them."""
-        new = [record for record in fetched if record.id not in self.records]
+        new = [record for record in fetched.records if record.id not in self.records]
         self.counts = view.counts(new, self.counts)
+        by_id: dict[int, list[Evaluation]] = {}
+        for ev in fetched.evaluations:
+            by_id.setdefault(ev.candidate_id, []).append(ev)
         for record in new:
             self.records[record.id] = record
+            noise = noise_of(by_id.get(record.id, ()), record.code_hash)
+            if noise is not None:
+                self.noise[record.id] = noise
             for parent in record.parent_ids:
                 self.children.setdefault(parent, []).append(record.id)
             view.add_to(self.archive, record)
@@ -196,6 +221,12 @@ class RunData:
             rows=binnings[1].bins if len(binnings) > 1 else 1, cells=cells,
             x_range=(binnings[0].lo, binnings[0].hi) if binnings else (0.0, 0.0),
             y_range=(binnings[1].lo, binnings[1].hi) if len(binnings) > 1 else (0.0, 0.0))
+
+
+def score_label(score: float, noise: Noise | None) -> str:
+    """A score for a narrow place: "19.8", or "19.8 ×3" when it is the mean of 3 evaluations
+    (a new best evaluated again); the program screen says how they spread."""
+    return f"{score:.6g}" + ("" if noise is None else f" ×{noise.evaluations}")
 
 
 class _EventTail:

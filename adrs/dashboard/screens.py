@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from adrs.dashboard.data import FILTER_HELP, RunData
 from adrs.engine import archive_view as view
+from adrs.engine.reevaluation import Noise
 from adrs.store.database import CandidateRecord
 
 HELP = f"""\
@@ -46,6 +47,9 @@ HELP = f"""\
   counts      the same as 'adrs show' (every candidate counted once)
   elapsed     seconds from the first candidate to this one
   in/out tok  prompt / completion tokens
+  ×N          after a score: the mean of N evaluations (a new best is
+              evaluated again, evaluation.reevaluate); its program screen
+              shows their spread and the first score
   QD          sum over filled cells of (score - archive.qd_offset); "n/a"
               when an elite scores below qd_offset (negative costs): set
               archive.qd_offset below the worst score to compare runs by it
@@ -113,13 +117,17 @@ class ProgramScreen(Screen[None]):
         self.query_one("#diff-body", Static).update(
             Syntax(view.printable(self.data.diff(record.id)), "diff", theme="ansi_dark",
                    word_wrap=True))
-        self.query_one("#result-body", Static).update(_result(record))
+        self.query_one("#result-body", Static).update(
+            _result(record, self.data.noise.get(record.id)))
         self.query_one("#prompt-body", Static).update(_prompt(record))
 
     def _title(self, record: CandidateRecord) -> Text:
         score = view.score_of(record)
+        noise = self.data.noise.get(record.id)
         verdict = f"score {score:.6g}" if score is not None else view.one_line(
             view.failure_reason(record) or record.status, 500)
+        if noise is not None and score is not None:  # `adrs show`'s words
+            verdict += f" ({noise.text})"
         chain = " → ".join(f"#{i}" for i in self.data.lineage(record.id)[-6:])
         kids = self.data.children.get(record.id, [])
         text = Text(f"#{record.id}  {verdict}\n", style="bold")
@@ -174,7 +182,7 @@ def _source(record: CandidateRecord) -> RenderableType:
                   theme="ansi_dark", word_wrap=True)
 
 
-def _result(record: CandidateRecord) -> RenderableType:
+def _result(record: CandidateRecord, noise: Noise | None) -> RenderableType:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", max_width=40, overflow="fold")
     table.add_column(overflow="fold")
@@ -184,6 +192,8 @@ def _result(record: CandidateRecord) -> RenderableType:
     if res is not None:
         table.add_row("valid", str(res.valid))
         table.add_row("score", "-" if res.score is None else f"{res.score:.6g}")
+        if noise is not None:
+            table.add_row("evaluations", _evaluations(noise))
         for key, value in sorted(res.metrics.items()):
             table.add_row(_plain(key), _plain(value))
         table.add_row("eval time", f"{record.eval_s:.2f} s")
@@ -202,6 +212,14 @@ def _result(record: CandidateRecord) -> RenderableType:
     if record.notes:
         table.add_row("notes", _plain("\n".join(record.notes)))
     return table
+
+
+def _evaluations(noise: Noise) -> str:
+    """How many evaluations, each valid score in evaluation order, how many failed (the
+    title says the mean, spread and first score in `adrs show`'s words)."""
+    scores = ", ".join(f"{s:.6g}" for s in noise.scores)
+    failed = f"{noise.failed} failed" if noise.failed else ""
+    return f"{noise.evaluations}: " + ", ".join(part for part in (scores, failed) if part)
 
 
 def _prompt(record: CandidateRecord) -> RenderableType:

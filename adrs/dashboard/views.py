@@ -23,7 +23,7 @@ from textual.reactive import var
 from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 
-from adrs.dashboard.data import FILTER_HELP, Predicate, RunData, parse_filter
+from adrs.dashboard.data import FILTER_HELP, Predicate, RunData, parse_filter, score_label
 from adrs.dashboard.widgets import HeatMap, ScoreChart
 from adrs.engine import archive_view as view
 from adrs.store.database import CandidateRecord
@@ -150,7 +150,7 @@ class CandidatesView(RunView):
         start = min((r.created for r in self.data.records.values()), default=0.0)
         for record in new:
             if self.predicate(record):
-                table.add_row(*_cells(record, start), key=str(record.id))
+                table.add_row(*_cells(record, start, self.data), key=str(record.id))
         self.sort_rows()
 
     def apply_filter(self, text: str) -> None:
@@ -289,7 +289,7 @@ def _row_order(data: RunData, key: Callable[[CandidateRecord], Any],
     return order
 
 
-def _cells(record: CandidateRecord, start: float) -> tuple[Text | str, ...]:
+def _cells(record: CandidateRecord, start: float, data: RunData) -> tuple[Text | str, ...]:
     score = view.score_of(record)
     if score is not None:
         verdict: Text | str = Text("valid", style="green")
@@ -297,7 +297,8 @@ def _cells(record: CandidateRecord, start: float) -> tuple[Text | str, ...]:
         verdict = Text(f"dup #{record.duplicate_of}", style="dim")
     else:
         verdict = Text("FAILED", style="bold red")
-    return (str(record.id), "-" if score is None else f"{score:.6g}", verdict,
+    shown = "-" if score is None else score_label(score, data.noise.get(record.id))
+    return (str(record.id), shown, verdict,
             str(record.island), str(record.generation), Text(short_model(record.usage.model)),
             Text(view.printable(record.edit_kind, newlines=False)),
             f"{record.created - start:.1f}s")

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from adrs.dashboard.chart import render_chart
-from adrs.dashboard.data import HeatGrid, RunData
+from adrs.dashboard.data import HeatGrid, RunData, score_label
 from adrs.engine.archive_view import printable
 
 # Cold to hot: low scores blue, high scores red (relative to the island's range).
@@ -113,4 +113,5 @@ class HeatMap(Widget, can_focus=True):
         where = f"cell ({col}, {row})"
         if held is None:
             return Text(f"{where}: empty", style="dim")
-        return Text(f"{where}: #{held[0]} score {held[1]:.6g}  (Enter opens it)")
+        score = score_label(held[1], self.data.noise.get(held[0]))
+        return Text(f"{where}: #{held[0]} score {score}  (Enter opens it)")

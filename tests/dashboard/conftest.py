@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from adrs.code.features import FeatureDim
+from adrs.code.program import code_hash
 from adrs.config.archive import ArchiveConfig
 from adrs.config.run_config import RunConfig, dump
 from adrs.store.database import CandidateRecord, RunStore
+from adrs.store.side_tables import Evaluation
 from adrs.types import EditKind, EvalResult, LLMUsage
 
 RUN_NAME = "demo-run"
@@ -86,7 +88,8 @@ def _record(cid: int, generations: dict[int, int]) -> CandidateRecord:
     generations[cid] = 1 + max((generations[p] for p in parents), default=-1)
     code = _code(threshold, batch)
     shared = {**common, "island": island, "generation": generations[cid],
-              "parent_ids": parents, "edit_kind": kind, "code": code}
+              "parent_ids": parents, "edit_kind": kind, "code": code,
+              "code_hash": code_hash(code)}
     if cid == 9:
         return CandidateRecord(status="duplicate", duplicate_of=5, **shared)
     return CandidateRecord(status="evaluated", result=_result(threshold, batch), eval_s=1.25,
@@ -107,6 +110,42 @@ def build_run(base: Path) -> Path:
     finally:
         store.close()
     return base / RUN_NAME
+
+
+# Re-evaluations of the noisy run (noise-aware selection): the initial program scored the
+# same twice; the best, #11, was evaluated 3 times around its stored score (their mean).
+REEVALUATED = {0: (0.0, 0.0), 11: (-1.25, 1.25, 0.0)}
+
+
+def build_noisy_run(base: Path) -> Path:
+    """The fixed run, with the stored re-evaluations of REEVALUATED (offsets from the
+    candidate's stored score, first evaluation first)."""
+    run_dir = build_run(base)
+    store = RunStore.open(run_dir)
+    try:
+        for cid, offsets in REEVALUATED.items():
+            record = store.get(cid)
+            assert record is not None and record.result is not None
+            assert record.code_hash is not None and record.result.score is not None
+            for n, offset in enumerate(offsets):
+                store.tables.add_evaluation(Evaluation(
+                    cid, record.code_hash, n, True, record.result.score + offset,
+                    duration_s=1.25))
+    finally:
+        store.close()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixed run with re-evaluations, shared by a module: do not write to it."""
+    return build_noisy_run(tmp_path_factory.mktemp("noisy"))
+
+
+@pytest.fixture
+def fresh_noisy_run(tmp_path: Path) -> Path:
+    """The noisy run, private to one test (which may add records to it)."""
+    return build_noisy_run(tmp_path)
 
 
 @pytest.fixture(scope="module")

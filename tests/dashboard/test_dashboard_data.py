@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from adrs.cli.authoring import scaffold
-from adrs.dashboard.data import RunData, parse_filter
+from adrs.dashboard.data import RunData, parse_filter, score_label
 from adrs.engine import archive_view as view
 from adrs.store.database import RunStore
+from adrs.store.side_tables import Evaluation
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +83,48 @@ def test_filters_failures_usage(data: RunData) -> None:
 def test_fetch_reads_without_taking_and_take_skips_what_is_held(fresh_run: Path) -> None:
     data = RunData(fresh_run)
     try:
-        assert sorted(data.records) == list(range(14)) and data.fetch() == []
+        assert sorted(data.records) == list(range(14)) and data.fetch().records == []
         store = RunStore.open(fresh_run)
         try:
             store.add(replace(data.records[13], id=14, parent_ids=(13,)))
         finally:
             store.close()
         fetched = data.fetch()  # what the app's worker thread runs: it changes nothing
-        assert [r.id for r in fetched] == [14] and 14 not in data.records
+        assert [r.id for r in fetched.records] == [14] and 14 not in data.records
         assert [r.id for r in data.take(fetched)] == [14]
         assert data.take(fetched) == []  # a second take of the same rows adds nothing
         assert data.children[13] == [14] and data.refresh() == []
+    finally:
+        data.close()
+
+
+def test_reevaluated_candidates_carry_their_noise_and_a_follower_reads_new_ones(
+        noisy_run: Path, fresh_noisy_run: Path) -> None:
+    data = RunData(noisy_run)
+    try:
+        assert sorted(data.noise) == [0, 11]  # the others were evaluated once
+        best = data.noise[11]
+        assert (best.evaluations, best.spread) == (3, pytest.approx(2.5))
+        assert best.text == f"mean of 3, spread 2.5; first {best.scores[0]:.6g}"
+        assert data.noise[0].text == "same in 2 evaluations"
+        assert score_label(19.75, best) == "19.75 ×3" and score_label(19.75, None) == "19.75"
+    finally:
+        data.close()
+    run_dir = fresh_noisy_run
+    data = RunData(run_dir)
+    try:
+        store = RunStore.open(run_dir)
+        try:  # #14's rows of other code (an earlier launch, before a resume) do not count
+            record = replace(data.records[13], id=14, parent_ids=(13,))
+            assert record.code_hash is not None
+            for n, (digest, score) in enumerate(((record.code_hash, 30.0), ("other", 1.0),
+                                                 (record.code_hash, 34.0))):
+                store.tables.add_evaluation(Evaluation(14, digest, n if n < 2 else 1, True,
+                                                       score))
+            store.add(record)
+        finally:
+            store.close()
+        assert [r.id for r in data.refresh()] == [14]
+        assert data.noise[14].scores == (30.0, 34.0) and 11 in data.noise
     finally:
         data.close()

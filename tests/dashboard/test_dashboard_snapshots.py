@@ -39,3 +39,15 @@ def test_dashboard_snapshot(snap_compare: Compare, demo_run: Path, size: tuple[i
     # No poll during the shot: the run is finished, and a poll would change nothing anyway.
     app = DashboardApp(demo_run, poll_s=3600)
     assert snap_compare(app, press=VIEWS[view], terminal_size=size)
+
+
+# A run whose initial program and best were evaluated again (conftest.REEVALUATED): the table
+# and the status line mark their scores "×N", the best's metrics tab lists its evaluations.
+NOISY_VIEWS = {"candidates": ("3",), "metrics": ("b", "m")}
+
+
+@pytest.mark.parametrize("view", sorted(NOISY_VIEWS))
+def test_dashboard_snapshot_reevaluated(snap_compare: Compare, noisy_run: Path,
+                                        view: str) -> None:
+    app = DashboardApp(noisy_run, poll_s=3600)
+    assert snap_compare(app, press=NOISY_VIEWS[view], terminal_size=(80, 24))
