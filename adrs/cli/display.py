@@ -39,6 +39,7 @@ class Tally:
     cost_usd: float = 0.0
     best_id: int | None = None
     best_score: float | None = None
+    best_noise: str = ""  # how the best's score came from several evaluations, if it did
     started: float = field(default_factory=time.monotonic)
 
     def fold(self, event: Event) -> None:
@@ -47,6 +48,7 @@ class Tally:
             self.done, self.failures = event.candidates, event.failures
             self.duplicates, self.cost_usd = event.duplicates, event.cost_usd
             self.best_id, self.best_score = event.best_id, event.best_score
+            self.best_noise = ""
         elif isinstance(event, CandidateEvaluated):
             self.done += 1
             self.evaluated += 1
@@ -61,6 +63,7 @@ class Tally:
             self.cost_usd += event.cost_usd
         elif isinstance(event, NewBest):
             self.best_id, self.best_score = event.id, event.score
+            self.best_noise = noise_text(event)
 
     def rate(self) -> float:
         return self.evaluated / max(time.monotonic() - self.started, 1e-9)
@@ -68,7 +71,19 @@ class Tally:
     def best_text(self) -> str:
         if self.best_score is None:
             return "-"
-        return f"{self.best_score:.4f} (#{self.best_id})"
+        noise = f"; {self.best_noise}" if self.best_noise else ""
+        return f"{self.best_score:.4f} (#{self.best_id}{noise})"
+
+
+def noise_text(event: NewBest) -> str:
+    """How a new best's score came from several evaluations, in the words of `adrs show`
+    ("mean of 3, spread 4; first 238", or "same in 2 evaluations"); "" if evaluated once."""
+    if event.evaluations <= 1 or event.spread is None:
+        return ""
+    if event.spread == 0:
+        return f"same in {event.evaluations} evaluations"
+    first = "" if event.first is None else f"; first {event.first:.6g}"
+    return f"mean of {event.evaluations}, spread {event.spread:.4g}{first}"
 
 
 class ProgressDisplay:
@@ -90,7 +105,9 @@ class ProgressDisplay:
         if self._live is not None:
             return
         if isinstance(event, NewBest):
-            self.console.print(Text(f"new best {event.score:.4f} from candidate #{event.id}"))
+            noise = noise_text(event)
+            self.console.print(Text(f"new best {event.score:.4f} from candidate #{event.id}"
+                                    + (f" ({noise})" if noise else "")))
         elif isinstance(event, RunStopped) or (
                 self.tally.done >= self._next_report and self.tally.total):
             line = self._line()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from adrs.config.run_config import RunConfig
 from adrs.engine.archive import AddStatus, Archive, behaviour_marked
 from adrs.engine.mutator import Mutator
+from adrs.engine.reevaluation import Noise, noise_of
 from adrs.errors import UserError
 from adrs.store.database import CandidateRecord, RunStore
 from adrs.store.events import (
@@ -217,7 +218,7 @@ class RunState:
         program = record.program()
         status = None
         if program is not None:
-            status = self._add_to_archive(program)
+            status = self._add_to_archive(program, record.code_hash)
         elif record.status == "proposal_failed":
             c.failed += 1
         # Optional mutator hook (see adrs/llm/setup.py): learns from every applied record,
@@ -234,7 +235,7 @@ class RunState:
             return record
         return replace(record, status="duplicate", duplicate_of=first, result=None)
 
-    def _add_to_archive(self, program: Program) -> AddStatus:
+    def _add_to_archive(self, program: Program, code_hash: str | None) -> AddStatus:
         c = self.counters
         islands = range(self.config.archive.islands) if program.edit_kind == "initial" else (
             program.island,)
@@ -246,7 +247,9 @@ class RunState:
         c.valid += 1
         if c.best is None or program.score > c.best.score:
             c.best, c.since_improvement = program, 0
-            self.emit(NewBest(id=program.id, score=program.score))
+            if not self._replaying:  # with the spread of its evaluations, if re-evaluated
+                self.emit(new_best(program, noise_of(
+                    self.store.tables.evaluations(program.id), code_hash)))
         stats = self.archive.stats()
         self.emit(ArchiveUpdated(id=program.id, status=status.name, best_id=stats.best_id,
                                  best_score=stats.best_score, coverage=stats.coverage))
@@ -260,6 +263,14 @@ class RunState:
             res = record.result
             self.emit(CandidateEvaluated(id=record.id, valid=res.valid, score=res.score,
                                          error=res.error, eval_s=record.eval_s))
+
+
+def new_best(program: Program, noise: Noise | None) -> NewBest:
+    """The NewBest event of `program`, with how its score came from several evaluations."""
+    if noise is None or not noise.scores:
+        return NewBest(id=program.id, score=program.score)
+    return NewBest(id=program.id, score=program.score, evaluations=noise.evaluations,
+                   spread=noise.spread, first=noise.scores[0])
 
 
 def describe_fault(exc: BaseException, *, full: bool = False) -> str:

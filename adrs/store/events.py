@@ -96,8 +96,24 @@ class ArchiveUpdated(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class NewBest(Event):
+    """A candidate became the run's best. When it was evaluated more than once (noise-aware
+    selection, adrs/engine/reevaluation.py), `score` is the mean of its `evaluations`, whose
+    valid scores range over `spread`, the `first` of them its first evaluation's; a best
+    evaluated once keeps the defaults, and its log line has only `id` and `score` (so an
+    event log written before these fields reads the same)."""
+
     id: int
     score: float
+    evaluations: int = 1
+    spread: float | None = None
+    first: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.evaluations <= 1:
+            for key in ("evaluations", "spread", "first"):
+                del data[key]
+        return data
 
 
 @dataclass(frozen=True, kw_only=True)
