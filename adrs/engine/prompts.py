@@ -77,10 +77,12 @@ class PromptRenderer:
     `max_text_chars` bounds each evaluator text (error, stderr, feedback: the tail is kept),
     and `max_attempts` the attempts shown. `max_chars` is the prompt budget (system and
     user message together): the task, the current program, its verdict and the answer
-    format are always shown whole; inspirations and attempts are added whole, the best
-    inspiration first, then attempts (newest first) and the other inspirations in turn,
-    while the prompt stays within the budget; the prompt says how many were left out.
-    Nothing is ever cut in the middle.
+    format are always shown whole, and so is the best inspiration when it scores higher
+    than the current program (the one program a model most needs to see, even past the
+    budget); the other inspirations and the attempts are added whole, attempts (newest
+    first) and inspirations in turn, while the prompt stays within the budget. Each one
+    left out still gets a line: its id, score and outcome (what was tried and how it
+    fared), without its code. Nothing is ever cut in the middle.
     """
 
     def __init__(self, template_dir: Path | None = None, *, max_text_chars: int = 1500,
@@ -105,22 +107,24 @@ class PromptRenderer:
             raise ValueError("a crossover prompt needs ctx.mate")
         inspirations = shown_inspirations(ctx, kind)
         attempts = ctx.attempts[:self.max_attempts]
-        chosen: list[Program] = []
         memo: dict[Hashable, str] = {}  # parts that the budget trials share, made once
-        prompt = self._render(kind, ctx, (), (), 0, memo)
-        if _size(prompt) > self.max_chars:
-            return self._render(kind, ctx, (), (), len(inspirations) + len(attempts), memo)
-        for item in _by_priority(inspirations, attempts):
+        order = _by_priority(inspirations, attempts)
+        chosen = order[:1] if order and _beats(order[0], ctx.parent) \
+            and order[0] in inspirations else []
+        reserve = OMITTED_RESERVE * (len(order) - len(chosen))
+        for item in order[len(chosen):]:
             trial = [*chosen, item]
-            if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), 0,
-                                  memo)) <= self.max_chars - OMITTED_RESERVE:
-                chosen = trial
+            if _size(self._render(kind, ctx, *_kept(trial, inspirations, attempts), (),
+                                  memo)) <= self.max_chars - reserve + OMITTED_RESERVE:
+                chosen, reserve = trial, reserve - OMITTED_RESERVE
         kept = _kept(chosen, inspirations, attempts)
-        left_out = len(inspirations) + len(attempts) - len(chosen)
+        attempt_ids = {a.id for a in attempts}  # an attempt's line says more than its program's
+        left_out = [item for item in order if all(item is not c for c in chosen)
+                    and (item.id not in attempt_ids or any(item is a for a in attempts))]
         return self._render(kind, ctx, *kept, left_out, memo)
 
     def _render(self, kind: PromptKind, ctx: ProposalContext, shown: Sequence[Program],
-                attempts: Sequence[Program], left_out: int,
+                attempts: Sequence[Program], left_out: Sequence[Program],
                 memo: dict[Hashable, str]) -> RenderedPrompt:
         """The prompt listing `shown` and `attempts`; `memo` holds the parts already made
         for the same render (keys name everything a part depends on but `ctx` and `kind`)."""
@@ -135,7 +139,8 @@ class PromptRenderer:
                   "edit_format": _once(memo, "edit_format", lambda: self.fill(
                       f"edit_format_{edit_format}", {})),
                   "left_out": "" if not left_out else self.fill(
-                      "left_out", {"count": str(left_out)})}
+                      "left_out", {"items": "\n".join(
+                          self._summary(p, ctx) for p in left_out)})}
         if kind == "crossover" and ctx.mate is not None:
             values |= {"mate_code": condense(_block_code(ctx.mate.code), seen, "Parent A"),
                        "mate_score": _score(ctx.mate),
@@ -144,6 +149,22 @@ class PromptRenderer:
                    "attempts": self._attempts(ctx, shown, attempts, memo)}
         return RenderedPrompt(system=_once(memo, "system", lambda: self.fill("system", {})),
                               user=self.fill(kind, values))
+
+    def _summary(self, program: Program, ctx: ProposalContext) -> str:
+        """One line for an inspiration or attempt left out: id, score and outcome."""
+        if any(program is a for a in ctx.attempts):
+            what = f"- Attempt #{program.id} ({program.edit_kind}): {_outcome(program, ctx.parent)}"
+        else:
+            what = f"- Program #{program.id} ({_label(program, ctx.parent)}, score " \
+                   f"{_score(program)})"
+        if not program.result.valid:
+            error = (program.result.error or "").strip().split("\n", 1)[0]
+            return f"{what}: {error[:SUMMARY_CHARS]}" if error else what
+        line = versus(program.result.metrics, ctx.parent.result.metrics)
+        line = line.removeprefix("vs the current program: ")
+        if len(line) > SUMMARY_CHARS:
+            line = line[:SUMMARY_CHARS].rsplit(";", 1)[0] + "; ..."
+        return f"{what}: {line}" if line else what
 
     def render_repair(self, error: str) -> str:
         """The follow-up message after a response that could not be applied."""
@@ -273,7 +294,8 @@ class PromptRenderer:
         return self.fill("attempts", {"items": "\n\n".join(items)}) if items else ""
 
 
-OMITTED_RESERVE = 150  # room kept for the line saying what was left out
+OMITTED_RESERVE = 250  # room kept for each left-out item's line
+SUMMARY_CHARS = 160  # the most of a left-out item's metrics or error its line shows
 
 
 def _once(memo: dict[Hashable, str], key: Hashable, make: Callable[[], str]) -> str:
@@ -282,6 +304,10 @@ def _once(memo: dict[Hashable, str], key: Hashable, make: Callable[[], str]) -> 
     if found is None:
         found = memo[key] = make()
     return found
+
+
+def _beats(program: Program, parent: Program) -> bool:
+    return program.score > parent.score
 
 
 def _size(prompt: RenderedPrompt) -> int:

@@ -256,16 +256,23 @@ def test_each_program_appears_once_and_a_dominated_initial_program_not_at_all() 
 def test_the_prompt_budget_leaves_out_whole_items_and_says_so() -> None:
     ctx = golden_context()
     full = PromptRenderer().render("diff", ctx)
-    assert "left out" not in full.user
+    assert "Left out" not in full.user
     size = len(full.system) + len(full.user)
     tight = PromptRenderer(max_chars=size - 300).render("diff", ctx)
     assert len(tight.system) + len(tight.user) <= size - 300
-    assert "more programs or attempts of this search are left out" in tight.user
+    assert "Left out to keep this message short" in tight.user
     assert "### Program 1: top program (#8" in tight.user  # the best one is kept first
     assert tight.user.count("### ") < full.user.count("### ")
-    bare = PromptRenderer(max_chars=10).render("diff", ctx).user  # the core is never cut
+    # The core, and the best program when it beats the current one, are never left out;
+    # every other item keeps one line: what it was and how it fared.
+    bare = PromptRenderer(max_chars=10).render("diff", ctx).user
     assert ctx.parent.code.strip() in bare and ctx.task.strip() in bare
-    assert "### " not in bare and "4 more programs or attempts" in bare
+    assert "### Program 1: top program (#8" in bare and bare.count("### ") == 1
+    lines = bare.split("Left out to keep this message short")[1].split("\n\n")[0]
+    listed = [line for line in lines.splitlines() if line.startswith("- ")]
+    shown = full.user.count("### Program") + full.user.count("### Attempt") - 1
+    assert len(listed) == shown
+    assert all(len(line) < 300 for line in listed)
 
 
 def test_repair_prompt_carries_the_error_tail() -> None:
