@@ -10,8 +10,9 @@ exchange.
 Prompts also show measured figures (a txn workload's runtime, eplb's `t_ms`), which differ
 on every evaluation of the same program, so a replay that did not diverge asks prompts
 whose figures differ. Each exchange therefore also stores its `shape`: the SHA-256 of the
-messages with every number (a run of digits, with its decimal part and exponent) replaced
-by one placeholder. A request whose digest differs but whose shape equals the recorded one
+messages with every number (a run of digits, with its sign, decimal part and exponent)
+replaced by one placeholder, table spacing collapsed and the clauses of each line sorted
+(`figures_out`). A request whose digest differs but whose shape equals the recorded one
 is answered from the recording and counted as drift; `ReplayClient.close` says how many
 (`drift_notice`). Recordings without `shape` (older ones) stay strict.
 """
@@ -34,7 +35,9 @@ class ReplayMismatch(UserError):
     """The replayed run asked something the recording does not hold."""
 
 
-_FIGURE = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_FIGURE = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_CLAUSE = re.compile(r"\s*[;:]\s*")
+_SPACES = re.compile(r"[ \t]+")
 
 
 def request_digest(request: LLMRequest) -> str:
@@ -43,10 +46,19 @@ def request_digest(request: LLMRequest) -> str:
 
 
 def request_shape(request: LLMRequest) -> str:
-    """The digest of the messages with every number replaced by '#': equal for two prompts
-    that differ in figures only."""
-    data = json.dumps([[m.role, _FIGURE.sub("#", m.content)] for m in request.messages])
+    """The digest of the messages' shape: equal for two prompts that differ in figures only
+    (see `figures_out`)."""
+    data = json.dumps([[m.role, figures_out(m.content)] for m in request.messages])
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def figures_out(text: str) -> str:
+    """`text` without what measured figures change: every number (sign, decimals, exponent)
+    becomes '#', the spaces that align it in a table one space, and the ';'/':'-separated
+    clauses of each line are sorted (a comparison line lists metrics by the size of their
+    change, so a runtime's change moves its clause)."""
+    lines = (_SPACES.sub(" ", line) for line in _FIGURE.sub("#", text).split("\n"))
+    return "\n".join(";".join(sorted(_CLAUSE.split(line))) for line in lines)
 
 
 def drift_notice(count: int) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from adrs.errors import UserError
 from adrs.llm.mutator import LLMRequest, Message, ScriptedClient
-from adrs.llm.replay import RecordingClient, ReplayClient, ReplayMismatch
+from adrs.llm.replay import RecordingClient, ReplayClient, ReplayMismatch, figures_out
 
 
 def request(cid: int, text: str = "improve it") -> LLMRequest:
@@ -80,3 +80,23 @@ def test_a_recording_without_shapes_stays_strict(tmp_path: Path,
         asyncio.run(replay.complete(request(1, "took 0.04 s")))
     replay.close()
     assert capsys.readouterr().err == ""  # nothing drifted; a mismatch has its own line
+
+
+@pytest.mark.parametrize(("recorded", "asked"), [
+    ("vs the current program: runtime_s 0.0195 (-0.01); makespan 447 (+30)",
+     "vs the current program: makespan 447 (+30); runtime_s 0.0189 (+0.001)"),
+    ("W1       72    302  0.0233\nW2       25    57   0.0019",
+     "W1       72    302  0.1108\nW2       25    57   0.12"),
+])
+def test_a_shape_ignores_figures_their_alignment_and_clause_order(recorded: str,
+                                                                   asked: str) -> None:
+    assert figures_out(recorded) == figures_out(asked)
+
+
+@pytest.mark.parametrize(("recorded", "asked"), [
+    ("makespan 447; runtime_s 0.02", "makespan 447; cost 0.02"),  # another metric
+    ("orders 302\nusers 57", "users 57\norders 302"),  # lines in another order
+    ("took 0.03 s", "took 0.03 ms"),
+])
+def test_a_shape_keeps_everything_else(recorded: str, asked: str) -> None:
+    assert figures_out(recorded) != figures_out(asked)
