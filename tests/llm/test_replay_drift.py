@@ -5,6 +5,7 @@ replay with one line (exit 2). Through the loopback OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from openai_server import FakeOpenAI, Reply, good_diff
+from openai_server import FakeOpenAI, Reply, Script, good_diff, parent_code
 
 from adrs.cli.main import main
 from adrs.store.database import RunStore
@@ -60,23 +61,29 @@ def view(run_dir: Path) -> list[tuple[Any, ...]]:
         store.close()
 
 
-def replay(problem: Path, recording: Path, run_dir: Path) -> int:
-    return main(["run", str(problem), "--replay", str(recording), "--iterations", "10",
-                 "--backend", "thread", "--run-dir", str(run_dir)])
+def replay(problem: Path | str, recording: Path, run_dir: Path, iterations: int = 10) -> int:
+    return main(["run", str(problem), "--replay", str(recording), "--iterations",
+                 str(iterations), "--backend", "thread", "--run-dir", str(run_dir)])
+
+
+def record(problem: Path | str, script: Script, tmp_path: Path, iterations: int = 10) -> Path:
+    """A live run through the loopback server, recorded; returns the recording."""
+    recording, config = tmp_path / "exchanges.jsonl", tmp_path / "live.yaml"
+    server = FakeOpenAI(script)
+    with server.running():
+        config.write_text(yaml.safe_dump({"llm": {"timeout_s": 5.0, "models": [{
+            "name": "openai/model-a", "api_base": server.url,
+            "api_key_env": "ADRS_TEST_KEY"}]}}))
+        assert main(["run", str(problem), "-c", str(config), "--llm", "litellm",
+                     "--iterations", str(iterations), "--backend", "thread", "--record",
+                     str(recording), "--run-dir", str(tmp_path / "live")]) == 0
+    return recording
 
 
 def test_a_replay_with_other_measured_times_gives_the_same_archive(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    problem, recording = timed_problem(tmp_path), tmp_path / "exchanges.jsonl"
-    server = FakeOpenAI(lambda body, number: Reply(text=good_diff(body)))
-    with server.running():
-        config = tmp_path / "live.yaml"
-        config.write_text(yaml.safe_dump({"llm": {"timeout_s": 3.0, "models": [{
-            "name": "openai/model-a", "api_base": server.url,
-            "api_key_env": "ADRS_TEST_KEY"}]}}))
-        assert main(["run", str(problem), "-c", str(config), "--llm", "litellm",
-                     "--iterations", "10", "--backend", "thread", "--record",
-                     str(recording), "--run-dir", str(tmp_path / "live")]) == 0
+    problem = timed_problem(tmp_path)
+    recording = record(problem, lambda body, number: Reply(text=good_diff(body)), tmp_path)
     capsys.readouterr()
     assert replay(problem, recording, tmp_path / "replayed") == 0
     err = capsys.readouterr().err
@@ -89,3 +96,26 @@ def test_a_replay_with_other_measured_times_gives_the_same_archive(
     assert replay(problem, recording, tmp_path / "diverged") == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "asks another prompt than the one recorded" in lines[0], lines
+
+
+def txn_edit(body: dict[str, Any], number: int) -> Reply:
+    """An edit of the txn program's SEED and SAMPLE_SIZE lines."""
+    code, blocks = parent_code(body), []
+    for name, value in (("SEED", 7 + number * 13 % 97), ("SAMPLE_SIZE", 4 + number % 9)):
+        match = re.search(rf"^{name} = .*$", code, re.M)
+        if match:
+            blocks.append(f"<<<<<<< SEARCH\n{match.group(0)}\n=======\n{name} = {value}\n"
+                          ">>>>>>> REPLACE\n")
+    return Reply(text="Try another sample.\n\n" + "".join(blocks))
+
+
+def test_a_txn_run_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """txn's prompts show runtimes in its metrics, its per-workload table, its feedback and
+    its comparison line (ordered by the size of each change)."""
+    recording = record("txn", txn_edit, tmp_path, iterations=12)
+    capsys.readouterr()
+    assert replay("txn", recording, tmp_path / "replayed", iterations=12) == 0
+    assert "prompts differed from the recording in figures only" in capsys.readouterr().err
+    live = view(tmp_path / "live")
+    assert live == view(tmp_path / "replayed")
+    assert len({row[2] for row in live}) > 6  # the edits made other programs
