@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from adrs.engine.archive import is_measured_time
 from adrs.types import MetricValue
 
 _SCENARIO = re.compile(r"^(?P<family>[^\[\]]+)\[(?P<scenario>.+)\]$")
@@ -163,7 +164,10 @@ def _scalar_changes(this: Mapping[str, MetricValue], base: Mapping[str, MetricVa
             changed.append((abs(delta) / scale, f"{key} {number(value)} ({signed(delta)})"))
         else:
             changed.append((math.inf, f"{key} {number(value)} (was {number(old)})"))
-    changed.sort(key=lambda item: -item[0])  # stable: ties keep the sorted key order
+    # Largest relative change first, measured times last (they differ on every run of the
+    # same program: first, they would crowd out what the program changed, and shift the
+    # line from one evaluation to the next). Stable: ties keep the sorted key order.
+    changed.sort(key=lambda item: (is_measured_time(item[1].split(" ", 1)[0]), -item[0]))
     shown = [text for _, text in changed[:MAX_SCALARS]]
     if len(changed) > MAX_SCALARS:
         shown.append(f"{len(changed) - MAX_SCALARS} more scalars changed less")

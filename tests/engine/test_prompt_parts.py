@@ -138,3 +138,11 @@ def test_a_cbl_shaped_prompt_stays_within_the_budget() -> None:
     assert size <= 15_000
     assert parent.code.strip() in prompt.user and task.strip() in prompt.user
     assert "### Program 1: top program (#20" in prompt.user  # the best inspiration first
+
+
+def test_measured_times_come_last_in_a_versus_line() -> None:
+    """A runtime that changed five-fold still follows a makespan that changed by 1%: times
+    differ on every evaluation and would otherwise lead (and reorder) the line."""
+    line = versus({"runtime_s": 0.5, "makespan": 420, "same": 3},
+                  {"runtime_s": 0.1, "makespan": 415, "same": 3})
+    assert line == "vs the current program: makespan 420 (+5); runtime_s 0.5 (+0.4)"
