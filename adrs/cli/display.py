@@ -48,7 +48,10 @@ class Tally:
             self.done, self.failures = event.candidates, event.failures
             self.duplicates, self.cost_usd = event.duplicates, event.cost_usd
             self.best_id, self.best_score = event.best_id, event.best_score
-            self.best_noise = ""
+            self.best_noise = "" if event.best_id is None else noise_text(NewBest(
+                id=event.best_id, score=event.best_score or 0.0,
+                evaluations=event.best_evaluations, spread=event.best_spread,
+                first=event.best_first))
         elif isinstance(event, CandidateEvaluated):
             self.done += 1
             self.evaluated += 1

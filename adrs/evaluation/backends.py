@@ -92,15 +92,33 @@ class LocalBackend(_ExecutorBackend):
     """
 
     def __init__(self, workers: int) -> None:
-        context = multiprocessing.get_context("spawn")
         super().__init__(_check_workers(workers), ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker,
+            max_workers=workers, mp_context=_QuietSpawnContext(), initializer=_init_worker,
             initargs=(os.getpid(),)))
 
 
+class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that starts with SIGINT blocked: a Ctrl-C that reaches the process
+    group while it is still importing (before its initializer ignores SIGINT) stays pending,
+    and is discarded once the initializer ignores it, instead of printing a traceback."""
+
+    def start(self) -> None:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _QuietSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _QuietSpawnProcess
+
+
 def _init_worker(parent: int) -> None:
-    """Worker initializer: ignore SIGINT, and exit once `parent` is gone."""
+    """Worker initializer: ignore SIGINT (discarding one that came during start-up), and
+    exit once `parent` is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _exit_with_parent(parent)
 
 

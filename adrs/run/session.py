@@ -23,12 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from adrs.code.program import code_hash
 from adrs.config.run_config import RunConfig, dump, read_yaml, resolve
 from adrs.config.schema import to_plain
 from adrs.engine.archive import Archive
 from adrs.engine.controller import Controller, RunSummary
-from adrs.engine.controller_state import describe_fault
+from adrs.engine.controller_state import describe_fault, new_best
 from adrs.engine.mutator import Mutator, OfflineMutator
+from adrs.engine.reevaluation import noise_of
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend, machine_cpus
 from adrs.evaluation.deferred import DeferredBackend
@@ -46,7 +48,7 @@ from adrs.store.database import (
     hold_lock,
 )
 from adrs.store.events import Event, EventLog, Observer, RunStarted, RunStopped
-from adrs.types import EvalResult
+from adrs.types import EvalResult, Program
 
 OFFLINE_NOTICE = "no LLM configured: proposing with the offline mutator (constant " \
                  "perturbation, operator swaps, crossover between elites)"
@@ -272,12 +274,22 @@ def _evolve(store: RunStore, problem: Problem, config: RunConfig, relay: _Relay,
             proposer=describe(mutator), seed=config.seed, resumed=resumed,
             iterations=config.stop.iterations, candidates=c.applied, failures=c.failed,
             duplicates=c.duplicates, cost_usd=c.cost_usd,
-            best_id=None if c.best is None else c.best.id,
-            best_score=None if c.best is None else c.best.score, trust=problem.spec.trust)
+            **_best_fields(store, c.best), trust=problem.spec.trust)
         summary = asyncio.run(_drive(controller, started, interrupt))
     finally:
         backend.close()
     return replace(summary, reason=interrupt.reason(summary.reason))
+
+
+def _best_fields(store: RunStore, best: Program | None) -> dict[str, Any]:
+    """RunStarted's fields on the stored best: its id and score, and how that score came
+    from several evaluations when it was re-evaluated."""
+    if best is None:
+        return {}
+    event = new_best(best, noise_of(store.tables.evaluations(best.id), code_hash(best.code)))
+    return {"best_id": best.id, "best_score": best.score,
+            "best_evaluations": event.evaluations, "best_spread": event.spread,
+            "best_first": event.first}
 
 
 async def _drive(controller: Controller, started: RunStarted,

@@ -45,6 +45,9 @@ class RunStarted(Event):
     cost_usd: float = 0.0
     best_id: int | None = None
     best_score: float | None = None
+    best_evaluations: int = 1  # how the best's score came about, as in NewBest
+    best_spread: float | None = None
+    best_first: float | None = None
     trust: str = "trusted"  # the problem's trust: "self-scored" when the score is not
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -88,3 +90,35 @@ def test_submit_after_close_is_refused(make_backend: Callable[[int], EvalBackend
 def test_workers_must_be_positive(backend_class: type[ThreadBackend]) -> None:
     with pytest.raises(ValueError):
         backend_class(0)
+
+
+CTRL_C_WHILE_WORKERS_START = """
+import os, signal, sys
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from adrs.evaluation import backends
+
+signal.signal(signal.SIGINT, lambda *_: None)  # this process decides what Ctrl-C means
+quiet = sys.argv[1] == "quiet"
+context = backends._QuietSpawnContext() if quiet else multiprocessing.get_context("spawn")
+with ProcessPoolExecutor(2, mp_context=context, initializer=backends._init_worker,
+                         initargs=(os.getpid(),)) as pool:
+    futures = [pool.submit(os.getpid) for _ in range(2)]
+    os.killpg(0, signal.SIGINT)  # as a terminal does, while the workers still import
+    print(len({f.result(timeout=60) for f in futures}) >= 1)
+"""
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_ctrl_c_while_pool_workers_start_prints_no_traceback(quiet: bool) -> None:
+    """A Ctrl-C that reaches a worker before its initializer ignores SIGINT: with plain
+    spawn it dies with a KeyboardInterrupt traceback (the control), with the backend's
+    spawn context it stays quiet and serves its job."""
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_WORKERS_START,
+                           "quiet" if quiet else "plain"], capture_output=True, text=True,
+                          timeout=120, start_new_session=True)
+    if quiet:
+        assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+        assert proc.stderr == ""
+    else:
+        assert "KeyboardInterrupt" in proc.stderr
