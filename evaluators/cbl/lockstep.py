@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simulation
+from adrs.evaluators.harness_port import SandboxPort
 from adrs.sandbox.candidate import Candidate, sibling
 
 HARNESS_PATH = Path(__file__).with_name("harness.py")
@@ -57,19 +58,6 @@ class Processes(Protocol):
 
 
 # ------------------------------------------------------------------------------ sandboxes
-class SandboxPort:
-    """The candidate's policies of one group, in one sandbox (the harness is loaded there)."""
-
-    def __init__(self, candidate: Candidate) -> None:
-        self.candidate = candidate
-
-    def start(self, configs: list[dict[str, Any]]) -> None:
-        self.candidate.call("harness.start", configs)
-
-    def step(self, message: bytes) -> object:
-        return self.candidate.call("harness.step", message)
-
-
 class Sandboxes:
     """One sandbox per group: the evaluation's candidate and as many fresh sandboxes of the
     same program as more groups need, started side by side and held to what is left of the

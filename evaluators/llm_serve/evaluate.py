@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from adrs.evaluators.harness_port import SandboxPort
 from adrs.evaluators.llm_serve.costmodel import MISTRAL_7B_A100
 from adrs.evaluators.llm_serve.decisions import PolicyError
-from adrs.evaluators.llm_serve.lockstep import PolicyPort, SandboxPort, simulate
+from adrs.evaluators.llm_serve.lockstep import PolicyPort, simulate
 from adrs.evaluators.llm_serve.metrics import Report, report
 from adrs.evaluators.llm_serve.scenarios import bundled, scenario, trace_path
 from adrs.evaluators.llm_serve.simulator import Scenario

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from adrs.evaluators.llm_serve.costmodel import BLOCK_TOKENS, CostModel
 from adrs.evaluators.llm_serve.decisions import parse_reply
 from adrs.evaluators.llm_serve.simulator import Outcome, Scenario, Simulation
-from adrs.sandbox.candidate import Candidate
 
 HARNESS_PATH = Path(__file__).with_name("harness.py")
 MAX_STEPS = 200_000  # a bound on one evaluation's iterations per scenario
@@ -36,19 +35,6 @@ class PolicyPort(Protocol):
     def start(self, configs: list[dict[str, Any]]) -> None: ...
 
     def step(self, message: bytes) -> object: ...
-
-
-class SandboxPort:
-    """The candidate's schedulers, in its sandbox (faults raise CandidateFault)."""
-
-    def __init__(self, candidate: Candidate) -> None:
-        self.candidate = candidate
-
-    def start(self, configs: list[dict[str, Any]]) -> None:
-        self.candidate.call("harness.start", configs)
-
-    def step(self, message: bytes) -> object:
-        return self.candidate.call("harness.step", message)
 
 
 def _load(path: Path, name: str) -> ModuleType:
