@@ -4,8 +4,9 @@ A scripted OpenAI-compatible server (tests/openai_server.py) runs on 127.0.0.1 i
 process. Every request waits a delay before its answer (an edit of the toy's constants):
 fixed, or drawn from an exponential distribution seeded by the request's arrival number,
 so a deterministic and a non-deterministic run see the same sequence of delays. `adrs run
-toy` runs as a child process through the real litellm client, with one model at that
-server, `--backend thread` (or local) and `deterministic` on or off.
+toy` runs as a child process through the real LLM client (adrs's openai client, since the
+model is named openai/...), with one model at that server, `--backend thread` (or local)
+and `deterministic` on or off.
 
 With k proposals in flight no schedule can finish its calls sooner than
     ideal = (sum of the delays the server slept) / k,
