@@ -266,14 +266,12 @@ def qd_text(data: RunData) -> str:
 
 
 def best_cell(data: RunData) -> tuple[int, int]:
-    """The heat-map cell of island 0 that holds the best program, else the corner."""
-    best = data.best()
-    if best is None:
+    """The heat-map cell of island 0 that holds its best elite (the run's best when island
+    0 holds it), else the corner of an empty island."""
+    cells = data.heat(0).cells
+    if not cells:
         return (0, 0)
-    for key, (cid, _) in data.heat(0).cells.items():
-        if cid == best.id:
-            return key
-    return (0, 0)
+    return max(cells, key=lambda key: (cells[key][1], -cells[key][0]))
 
 
 def _row_order(data: RunData, key: Callable[[CandidateRecord], Any],

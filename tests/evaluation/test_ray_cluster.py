@@ -223,10 +223,14 @@ def test_a_lost_node_loses_no_candidate(cluster: Cluster, probe: Path,
     doomed = cluster.add(["--address", cluster.address, "--num-cpus", "1"])
     log = tmp_path / "attempts.log"  # an option path: the same path on every node
     run_dir = tmp_path / "run"
+    # No re-evaluation of new bests: each candidate's attempts are then only the lost
+    # evaluation and its retry (a re-evaluation is another attempt, of the system's choosing).
+    config = tmp_path / "no-reevaluation.yaml"
+    config.write_text("evaluation: {reevaluate: {count: 0}}\n")
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adrs", "run", str(probe), "--iterations", "14",
-         "--workers", "3", "--ray-address", cluster.address, "--run-dir", str(run_dir),
+        [sys.executable, "-m", "adrs", "run", str(probe), "-c", str(config), "--iterations",
+         "14", "--workers", "3", "--ray-address", cluster.address, "--run-dir", str(run_dir),
          "--option", f"log={log}", "--option", "nap_s=1.0"],
         env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
