@@ -112,8 +112,15 @@ class OpenAIClient(RetryingClient):
         openai = _imported()
         # Our loop is the only retry loop: the client's own retries are off.
         return openai.AsyncOpenAI(
-            api_key=key or os.environ.get(KEY_VARIABLE), base_url=self.model.api_base,
+            api_key=key or os.environ.get(KEY_VARIABLE), base_url=base_url(self.model),
             max_retries=0, timeout=self._settings.timeout_s)
+
+
+def base_url(model: ModelConfig) -> str | None:
+    """The endpoint: the model's `api_base`, else OPENAI_API_BASE (the variable litellm
+    reads, so a setup that worked through litellm keeps working), else the openai
+    library's own default (OPENAI_BASE_URL, or OpenAI itself)."""
+    return model.api_base or os.environ.get("OPENAI_API_BASE") or None
 
 
 def _imported() -> ModuleType:

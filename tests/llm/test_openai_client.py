@@ -109,3 +109,16 @@ def test_litellm_is_not_loaded(tmp_path: Path) -> None:
                          env={"PYTHONPATH": str(tests), "OPENAI_API_KEY": "k"},
                          timeout=60, cwd=tmp_path)
     assert out.stdout.split() == ["ok", "False"], out.stderr
+
+
+def test_openai_api_base_is_read_as_litellm_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model without api_base goes to OPENAI_API_BASE (litellm's variable), so moving an
+    openai/ model off litellm changes no one's endpoint."""
+    monkeypatch.setenv("CLIENT_KEY", "secret-key-value")
+    server = FakeOpenAI(lambda b, n: Reply(text="from the variable's endpoint"))
+    with server.running():
+        monkeypatch.setenv("OPENAI_API_BASE", server.url)
+        client = OpenAIClient(ModelConfig("openai/m", api_key_env="CLIENT_KEY"),
+                              CallSettings(1.0, 0, 0.01))
+        reply = asyncio.run(client.complete(REQUEST))
+    assert reply.text == "from the variable's endpoint" and len(server.ok()) == 1
