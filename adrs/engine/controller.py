@@ -72,8 +72,8 @@ class Controller:
     def request_stop(self, reason: str) -> None:
         """Stop launching; with 'interrupted', in-flight candidates are abandoned.
 
-        The first reason stays, except that an error ("error: ...") replaces a reason that
-        is not one: a run that lost work to a fault must not end as if it had finished.
+        The first reason stays, except that an error replaces any other, and "interrupted"
+        any but an error (RunState.request_stop).
         """
         self._state.request_stop(reason)
         if reason == "interrupted":

@@ -140,10 +140,13 @@ class RunState:
         """Record why the run stops.
 
         The first reason stays, except that an error ("error: ...") replaces a reason that
-        is not one: a run that lost work to a fault must not end as if it had finished.
+        is not one: a run that lost work to a fault must not end as if it had finished; and
+        "interrupted", which abandons the candidates in flight, replaces any reason but an
+        error (a run interrupted after its last launch has not finished its iterations).
         """
-        if self.stop is None or (reason.startswith("error")
-                                 and not self.stop.startswith("error")):
+        replaces = not self.stop.startswith("error") if self.stop is not None else True
+        if self.stop is None or (replaces and (reason.startswith("error")
+                                               or reason == "interrupted")):
             self.stop = reason
 
     def stop_if_done(self, next_launch: int, waiting_usd: float = 0.0, *,

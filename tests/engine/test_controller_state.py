@@ -111,6 +111,17 @@ def test_the_first_stop_reason_stays_unless_an_error_follows(tmp_path: Path) -> 
     state.request_stop("error: RuntimeError: boom")
     state.request_stop("error: OSError: disk")
     assert state.stop == "error: RuntimeError: boom"
+    state.request_stop("interrupted")  # an error stays
+    assert state.stop == "error: RuntimeError: boom"
+
+
+def test_an_interrupt_after_the_last_launch_is_not_a_finished_run(tmp_path: Path) -> None:
+    """Every candidate launched ("iterations") but some still in flight: Ctrl-C abandons
+    them, so the run stops as interrupted, not as finished."""
+    state, _ = state_for(tmp_path, config_for())
+    state.request_stop("iterations")
+    state.request_stop("interrupted")
+    assert state.stop == "interrupted"
 
 
 def test_faults_stop_the_run_and_a_user_error_is_kept(tmp_path: Path) -> None:

@@ -112,13 +112,13 @@ with ProcessPoolExecutor(2, mp_context=context, initializer=backends._init_worke
 @pytest.mark.parametrize("quiet", [True, False])
 def test_ctrl_c_while_pool_workers_start_prints_no_traceback(quiet: bool) -> None:
     """A Ctrl-C that reaches a worker before its initializer ignores SIGINT: with plain
-    spawn it dies with a KeyboardInterrupt traceback (the control), with the backend's
-    spawn context it stays quiet and serves its job."""
+    spawn it dies (a KeyboardInterrupt traceback, or a broken pool: the control), with the
+    backend's spawn context it stays quiet and serves its job."""
     proc = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_WORKERS_START,
                            "quiet" if quiet else "plain"], capture_output=True, text=True,
                           timeout=120, start_new_session=True)
     if quiet:
         assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
         assert proc.stderr == ""
-    else:
-        assert "KeyboardInterrupt" in proc.stderr
+    else:  # a traceback: the worker's KeyboardInterrupt, or the pool it broke
+        assert "Traceback" in proc.stderr
