@@ -5,8 +5,9 @@ process and answers at once with an edit of the toy's constants. `adrs run toy` 
 child process with one model `openai/toy` at that server, and this script timestamps:
 the start of the child, the arrival of its first LLM request, its final summary line
 ("stopped: ...") and its exit. The phases that make up start-up are then timed one by one,
-each in a fresh interpreter: importing the CLI, importing litellm, importing the openai
-client, starting an embedded Ray, and evaluating the toy's initial program once.
+each in a fresh interpreter: importing the CLI, importing litellm (other providers),
+importing httpx (what `openai/` models use) and, for comparison, the openai package,
+starting an embedded Ray, and evaluating the toy's initial program once.
 
 Usage (anything that starts Ray runs in a loopback-only namespace):
     ../shared/bin/offline .venv/bin/python benchmarks/startup.py [--backend ray]
@@ -37,7 +38,8 @@ PHASES = {
     "import adrs.cli.main": "import adrs.cli.main",
     "import litellm": "import os; os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] = 'True'; "
                       "import litellm",
-    "import openai": "import openai",
+    "import httpx (openai/ models)": "import httpx",
+    "import openai (not used)": "import openai",
     "embedded ray.init (2 CPUs)":
         "from adrs.evaluation.ray_backend import RayBackend; RayBackend(2).close()",
     "initial program of toy, once": (

@@ -58,6 +58,13 @@ def _litellm_error(exc: BaseException, *names: str) -> bool:
     return isinstance(exc, tuple(getattr(litellm, name) for name in names))
 
 
+def _openai_error(exc: BaseException, *names: str) -> bool:
+    """Whether `exc` is one of the openai package's exceptions `names` (litellm's subclass
+    them); never when openai is not loaded (adrs's own openai client does not use it)."""
+    openai = sys.modules.get("openai")
+    return openai is not None and isinstance(exc, tuple(getattr(openai, n) for n in names))
+
+
 def unknown_model(exc: BaseException) -> bool:
     return (_litellm_error(exc, "NotFoundError", "BadRequestError")
             or status_of(exc) == 404 or bool(_UNKNOWN_MODEL.search(str(exc))))
@@ -72,11 +79,12 @@ def final(exc: BaseException) -> bool:
 
 def retryable(exc: BaseException) -> bool:
     """Rate limits, server errors, timeouts and dropped connections are worth a retry."""
-    import openai
+    import httpx
 
     if final(exc):
         return False
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | TimeoutError):
+    if isinstance(exc, httpx.TransportError | TimeoutError) or _openai_error(
+            exc, "APITimeoutError", "APIConnectionError"):
         return True
     status = status_of(exc)
     return status is not None and (status in RETRYABLE_STATUS or status >= 500)

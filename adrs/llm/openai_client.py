@@ -1,16 +1,19 @@
-"""A client for OpenAI-compatible endpoints through the openai package, without litellm.
+"""A client for OpenAI-compatible endpoints over plain HTTP (httpx), without litellm.
 
 Models named `openai/<name>` (OpenAI itself, or any OpenAI-compatible server at `api_base`)
-go through `openai.AsyncOpenAI`, with its plain `post` to /chat/completions and the JSON
-read here: measured on the loopback server (benchmarks/engine_overhead.py --client), a
-quarter of litellm's CPU per call, and 0.6 ms less than the client's typed
-`chat.completions.create`; its import takes a fraction of litellm's
-(benchmarks/startup.py). Every other provider stays on litellm
-(adrs/llm/client.py). Same call loop, same failures (adrs/llm/failures.py reads the
-openai client's exceptions as it reads litellm's), same key policy: read from the
-environment before every request; the connection's client holds it, as litellm's own
-client cache does, and is remade when the key changes. The key variable of a model
-without `api_key_env` is OPENAI_API_KEY, as for litellm.
+are sent as one POST to `<base>/chat/completions` through `httpx.AsyncClient` (kept alive
+per event loop and key), with the JSON read here. httpx is what the openai package and
+litellm use underneath; going to it directly saves the openai package's import (about
+0.4 s of start-up before the first request, benchmarks/startup.py) and its typed
+conversions (measured on the loopback server, benchmarks/engine_overhead.py --client: a
+quarter of litellm's CPU per call). Every other provider stays on litellm
+(adrs/llm/client.py). Same call loop and key policy: the key is read from the environment
+before every request; the key variable of a model without `api_key_env` is
+OPENAI_API_KEY, as for litellm, and, as with the openai package, a request is never sent
+without a key (set any value for a server that needs none). Failures: an HTTP error
+status raises `EndpointError` (its `status_code` is what adrs/llm/failures.py reads),
+timeouts and dropped connections raise httpx's own errors, a reply that is not JSON is a
+server fault (502).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from adrs.types import LLMUsage
 PREFIX = "openai/"
 COMPLETIONS = "/chat/completions"
 KEY_VARIABLE = "OPENAI_API_KEY"
+OPENAI_URL = "https://api.openai.com/v1"
 _lock = threading.Lock()
 
 
@@ -55,14 +59,26 @@ def openai_key_status(model: ModelConfig) -> KeyStatus:
                      "api_key_env")
 
 
-def import_openai() -> ModuleType:
-    import openai
+def import_httpx() -> ModuleType:
+    import httpx
 
-    return openai
+    return httpx
+
+
+class EndpointError(Exception):
+    """The endpoint answered with an error status (or with something that is not JSON)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class MissingCredentials(Exception):
+    """No key to send: neither the model's key variable nor OPENAI_API_KEY is set."""
 
 
 class OpenAIClient(RetryingClient):
-    """An LLMClient for one `openai/<name>` model, through `openai.AsyncOpenAI`."""
+    """An LLMClient for one `openai/<name>` model, over httpx."""
 
     def __init__(self, model: ModelConfig, settings: CallSettings,
                  halt: Halt | None = None) -> None:
@@ -70,19 +86,20 @@ class OpenAIClient(RetryingClient):
         self._name = model.name[len(PREFIX):]
         self._prices: Prices | None = None
         self._client: Any = None
-        self._made_for: tuple[object, str | None] | None = None  # (event loop, key)
+        self._made_for: tuple[object, str] | None = None  # (event loop, key)
 
     async def _send(self, request: LLMRequest, key: str | None) -> LLMReply:
+        key = key or os.environ.get(KEY_VARIABLE)
+        if not key:
+            raise MissingCredentials(f"missing credentials: {KEY_VARIABLE} is not set")
         client = await self._connection(key)
         m = self.model
         body: dict[str, Any] = {"model": self._name, "messages": to_chat(request.messages),
                                 "temperature": m.temperature, "max_tokens": m.max_tokens}
         if m.top_p is not None:
             body["top_p"] = m.top_p
-        # The client's plain POST: its typed `chat.completions.create` spends a third more
-        # CPU per call converting the request and the response (measured, see module doc).
-        data = await client.post(COMPLETIONS, body=body, cast_to=object,
-                                 options={"timeout": self._settings.timeout_s})
+        response = await client.post(COMPLETIONS, json=body)
+        data = _json(response)
         if self._prices is None:
             self._prices = bundled_prices(m)
         return self._parse(data, self._prices)
@@ -98,34 +115,52 @@ class OpenAIClient(RetryingClient):
             model=self.model.name, prompt_tokens=prompt, completion_tokens=completion,
             cost_usd=prices.cost(prompt, completion), calls=1))
 
-    async def _connection(self, key: str | None) -> Any:
-        """The AsyncOpenAI client of this event loop and key (the first one imports the
-        openai package off the event loop)."""
-        made_for: tuple[object, str | None] = (asyncio.get_running_loop(), key)
+    async def _connection(self, key: str) -> Any:
+        """The httpx client of this event loop and key (the first one may still wait for
+        httpx's import, off the event loop)."""
+        made_for: tuple[object, str] = (asyncio.get_running_loop(), key)
         if self._client is None or self._made_for != made_for:
+            if self._client is not None and self._made_for is not None \
+                    and self._made_for[0] is made_for[0]:
+                await self._client.aclose()  # the key changed: a new connection holds it
             self._client = await asyncio.to_thread(self._make, key)
             self._made_for = made_for
         return self._client
 
-    def _make(self, key: str | None) -> Any:
-        """A new AsyncOpenAI client (off the event loop: it may still import)."""
-        openai = _imported()
-        # Our loop is the only retry loop: the client's own retries are off.
-        return openai.AsyncOpenAI(
-            api_key=key or os.environ.get(KEY_VARIABLE), base_url=base_url(self.model),
-            max_retries=0, timeout=self._settings.timeout_s)
+    def _make(self, key: str) -> Any:
+        httpx = _imported()
+        return httpx.AsyncClient(
+            base_url=base_url(self.model).rstrip("/"), timeout=self._settings.timeout_s,
+            headers={"Authorization": f"Bearer {key}"})
 
 
-def base_url(model: ModelConfig) -> str | None:
+def base_url(model: ModelConfig) -> str:
     """The endpoint: the model's `api_base`, else OPENAI_API_BASE (the variable litellm
-    reads, so a setup that worked through litellm keeps working), else the openai
-    library's own default (OPENAI_BASE_URL, or OpenAI itself)."""
-    return model.api_base or os.environ.get("OPENAI_API_BASE") or None
+    reads), else OPENAI_BASE_URL (the openai package's), else OpenAI itself."""
+    return (model.api_base or os.environ.get("OPENAI_API_BASE")
+            or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL)
+
+
+def _json(response: Any) -> Any:
+    """The response's JSON; EndpointError for an error status or a body that is not JSON."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code >= 400:
+        error = _field(data, "error")
+        message = _field(error, "message") if isinstance(error, dict) else error
+        raise EndpointError(response.status_code,
+                            str(message or response.text[:500] or response.reason_phrase))
+    if data is None:
+        raise EndpointError(502, "the endpoint's reply is not JSON: "
+                            f"{response.text[:200]!r}")
+    return data
 
 
 def _imported() -> ModuleType:
     with _lock:
-        return import_openai()
+        return import_httpx()
 
 
 def _field(value: Any, name: str) -> Any:

@@ -25,10 +25,10 @@ from adrs.llm.budget import BudgetGuard
 from adrs.llm.client import CallSettings, Halt, LiteLLMClient
 from adrs.llm.ensemble import Arm, Ensemble
 from adrs.llm.manual import MANUAL_DIR, ManualClient
-from adrs.llm.mutator import LLMClient, LLMMutator
+from adrs.llm.mutator import LLMClient, LLMMutator, LLMReply, LLMRequest
 from adrs.llm.openai_client import (
     OpenAIClient,
-    import_openai,
+    import_httpx,
     openai_compatible,
     openai_key_status,
 )
@@ -45,18 +45,13 @@ class ManagedMutator:
     """An LLMMutator plus the state that learns from stored records (ensemble, budget)."""
 
     def __init__(self, mutator: LLMMutator, observers: list[Observe],
-                 guard: BudgetGuard | None, proposals_in_flight: int,
-                 closers: tuple[Close, ...] = ()) -> None:
+                 guard: BudgetGuard | None, closers: tuple[Close, ...] = ()) -> None:
         self._mutator, self._observers, self._guard = mutator, observers, guard
         self._closers = closers
         self.description = mutator.description
-        # The controller keeps proposals plus evaluations in flight; this bounds the
-        # proposals (each with its repairs), hence the concurrent LLM calls.
-        self._slots = asyncio.Semaphore(proposals_in_flight)
 
     async def propose(self, ctx: ProposalContext) -> Proposal:
-        async with self._slots:
-            return await self._mutator.propose(ctx)
+        return await self._mutator.propose(ctx)
 
     def observe(self, record: CandidateRecord, status: AddStatus | None) -> None:
         for observe in self._observers:
@@ -82,8 +77,9 @@ def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
     if problem is not None:
         raise UserError(problem)
     observers: list[Observe] = []
-    client, description = _source(config, run_dir, observers)
-    closers: list[Close] = [client.close] if isinstance(client, ReplayClient) else []
+    source, description = _source(config, run_dir, observers)
+    closers: list[Close] = [source.close] if isinstance(source, ReplayClient) else []
+    client: LLMClient = CallSlots(source, llm.proposals_in_flight)
     if llm.record is not None:
         recorder = RecordingClient(client, Path(llm.record))
         client = recorder
@@ -96,8 +92,23 @@ def build_mutator(config: RunConfig, run_dir: Path) -> Mutator:
         observers.append(guard.observe)
         description += f"; budget ${config.stop.budget_usd:g}"
     mutator = LLMMutator(client, llm, description=description)
-    return ManagedMutator(mutator, observers, guard, llm.proposals_in_flight,
-                          tuple(closers))
+    return ManagedMutator(mutator, observers, guard, tuple(closers))
+
+
+class CallSlots:
+    """An LLMClient that lets at most `slots` calls through at once (`proposals_in_flight`).
+
+    The controller keeps proposals plus evaluations in flight, so more candidates may be
+    proposing than there are slots: each renders its prompt before it waits here, and the
+    moment a call returns the next one is sent (prompt rendering is off the critical path).
+    """
+
+    def __init__(self, inner: LLMClient, slots: int) -> None:
+        self._inner, self._slots = inner, asyncio.Semaphore(slots)
+
+    async def complete(self, request: LLMRequest) -> LLMReply:
+        async with self._slots:
+            return await self._inner.complete(request)
 
 
 def model_client(model: ModelConfig, settings: CallSettings, halt: Halt) -> LLMClient:
@@ -106,7 +117,7 @@ def model_client(model: ModelConfig, settings: CallSettings, halt: Halt) -> LLMC
     first call, as `adrs doctor` says) and starts importing the library meanwhile."""
     if openai_compatible(model):
         openai_key_status(model)
-        preload("openai", import_openai)
+        preload("httpx", import_httpx)
         return OpenAIClient(model, settings, halt)
     preload("litellm", import_litellm)
     key_status(model)

@@ -1,5 +1,6 @@
 """The openai client for `openai/...` models: same loop, failures, usage and key policy as
-the litellm client, against the real loopback server, and litellm is never loaded."""
+the litellm client, against the real loopback server, and neither litellm nor the openai
+package is loaded."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def test_unpriced_models_use_the_bundled_price_map() -> None:
 
 
 def test_litellm_is_not_loaded(tmp_path: Path) -> None:
-    """A call through the openai client, and a retried failure, never import litellm."""
+    """A call through the openai client, and a retried failure, import neither litellm
+    nor the openai package (plain httpx)."""
     code = (
         "import asyncio, sys\n"
         "from openai_server import FakeOpenAI, Reply\n"
@@ -103,12 +105,12 @@ def test_litellm_is_not_loaded(tmp_path: Path) -> None:
         "    c = OpenAIClient(ModelConfig('openai/m', api_base=s.url, price_in=0.0,\n"
         "                     price_out=0.0), CallSettings(2.0, 2, 0.01))\n"
         "    r = asyncio.run(c.complete(LLMRequest((Message('user', 'x'),), 1, 0)))\n"
-        "print(r.text, 'litellm' in sys.modules)\n")
+        "print(r.text, 'litellm' in sys.modules, 'openai' in sys.modules)\n")
     tests = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(tests), "OPENAI_API_KEY": "k"},
                          timeout=60, cwd=tmp_path)
-    assert out.stdout.split() == ["ok", "False"], out.stderr
+    assert out.stdout.split() == ["ok", "False", "False"], out.stderr
 
 
 def test_openai_api_base_is_read_as_litellm_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
