@@ -1,8 +1,8 @@
 """A client for one model through litellm: timeouts, retries with backoff, usage and cost.
 
 `RetryingClient` is the call loop every model client shares; `LiteLLMClient` sends through
-litellm (any provider), adrs/llm/openai_client.py through the openai client (OpenAI-
-compatible endpoints, a third of litellm's CPU per call). litellm is imported on the first
+litellm (any provider), adrs/llm/openai_client.py over plain httpx (`openai/` models:
+OpenAI-compatible endpoints, a quarter of litellm's CPU per call). litellm is imported on the first
 call only (it costs seconds and ~160 MB), in the process that calls the LLM; `setup` starts
 that import in the background as soon as the run's proposer is built. Retryable failures
 (429, 408, 409, 5xx, timeouts, dropped connections) are retried with exponential backoff;

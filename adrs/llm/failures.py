@@ -2,10 +2,10 @@
 
 Final, whatever status code litellm puts on it: a rejected key (AuthenticationError,
 PermissionDeniedError), an unknown model (NotFoundError, BadRequestError such as "LLM
-Provider NOT provided"), and missing credentials (litellm and the openai client report
-those as a 500 or a connection error). Worth a retry: rate limits (429), 408, 409, server
-errors (5xx), timeouts and dropped or refused connections. Every message has the key
-removed and is cut at a word boundary.
+Provider NOT provided"), and missing credentials (litellm reports those as a 500 or a
+connection error; adrs's openai client raises before sending). Worth a retry: rate limits
+(429), 408, 409, server errors (5xx), timeouts and dropped or refused connections. Every
+message has the key removed and is cut at a word boundary.
 """
 
 from __future__ import annotations
