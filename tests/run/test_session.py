@@ -204,8 +204,10 @@ def test_a_run_killed_with_sigkill_reads_killed(tmp_path: Path) -> None:
 
 
 def _count(run_dir: Path) -> int:
+    """Candidates stored so far, read-only: a plain connect would create an empty store
+    file in the run folder the run is still setting up, which then refuses it as not new."""
     try:
-        db = sqlite3.connect(run_dir / DB_NAME)
+        db = sqlite3.connect(f"file:{run_dir / DB_NAME}?mode=ro", uri=True)
         try:
             return int(db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0])
         finally:
