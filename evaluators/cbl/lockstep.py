@@ -17,7 +17,6 @@ import importlib.util
 import itertools
 import queue
 import struct
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from adrs.evaluators.cbl.simulator import Outcome, PolicyError, Scenario, Simulation
-from adrs.evaluators.harness_port import SandboxPort
+from adrs.evaluators.harness_port import SandboxPort, load_module
 from adrs.sandbox.candidate import Candidate, sibling
 
 HARNESS_PATH = Path(__file__).with_name("harness.py")
@@ -98,12 +97,7 @@ def load_harness(name: str = "_adrs_cbl_harness") -> ModuleType:
 
 def load_program(path: Path, name: str | None = None) -> ModuleType:
     """Import a policy program file as a fresh module (trusted programs only)."""
-    module_name = name or f"_adrs_cbl_program_{next(_COUNTER)}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    module: ModuleType = load_module(path, name or f"_adrs_cbl_program_{next(_COUNTER)}")
     return module
 
 

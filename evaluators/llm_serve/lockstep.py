@@ -11,14 +11,12 @@ and benchmarks: the same code path minus the pipe).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
+from adrs.evaluators.harness_port import load_module
 from adrs.evaluators.llm_serve.costmodel import BLOCK_TOKENS, CostModel
 from adrs.evaluators.llm_serve.decisions import parse_reply
 from adrs.evaluators.llm_serve.simulator import Outcome, Scenario, Simulation
@@ -37,22 +35,13 @@ class PolicyPort(Protocol):
     def step(self, message: bytes) -> object: ...
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class LocalPort:
     """A trusted program file imported afresh, with a private harness (trusted code only)."""
 
     def __init__(self, path: Path) -> None:
         n = next(_COUNTER)
-        self.program = _load(path, f"_adrs_llm_serve_program_{n}")
-        self.harness = _load(HARNESS_PATH, f"_adrs_llm_serve_harness_{n}")
+        self.program = load_module(path, f"_adrs_llm_serve_program_{n}")
+        self.harness = load_module(HARNESS_PATH, f"_adrs_llm_serve_harness_{n}")
 
     def start(self, configs: list[dict[str, Any]]) -> None:
         self.harness.create(self.harness.policy_class(self.program), configs)
