@@ -31,20 +31,12 @@ CURRENT = re.compile(r"^#+ Current [Pp]rogram(?: \(score[^\n]*\))?[ \t]*$.*?```p
 def toy_edit(body: dict[str, Any]) -> str:
     """An edit of the current program's constants, a function of the request."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from openai_server import HEADROOM, MARGIN, WINDOW, digest
+    from openai_server import constant_edits, digest
 
     user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
     match = CURRENT.search(user)
-    code, h = (match.group(1) if match else ""), digest(body)
-    blocks = []
-    for pattern, new in ((WINDOW, f"WINDOW = {1 + h % 6}"),
-                         (HEADROOM, f"HEADROOM = {1.0 + (h >> 4) % 40 / 100:.2f}"),
-                         (MARGIN, f"MARGIN = {float((h >> 10) % 12)}")):
-        found = pattern.search(code)
-        if found and found.group(0) != new:
-            blocks.append(f"<<<<<<< SEARCH\n{found.group(0)}\n=======\n{new}\n"
-                          ">>>>>>> REPLACE\n")
-    return "Tune the constants.\n\n" + "".join(blocks)
+    return "Tune the constants.\n\n" + constant_edits(match.group(1) if match else "",
+                                                      digest(body))
 
 
 @dataclass

@@ -158,9 +158,9 @@ def parent_code(body: dict[str, Any]) -> str:
     return match.group(1) if match else ""
 
 
-def good_diff(body: dict[str, Any]) -> str:
-    """A SEARCH/REPLACE edit of the parent's WINDOW, HEADROOM and MARGIN lines."""
-    code, h = parent_code(body), digest(body)
+def constant_edits(code: str, h: int) -> str:
+    """SEARCH/REPLACE blocks moving the toy's WINDOW, HEADROOM and MARGIN lines of `code`
+    to values drawn from `h` (a line already at its value gets no block)."""
     blocks = []
     for pattern, new in ((WINDOW, f"WINDOW = {1 + h % 6}"),
                          (HEADROOM, f"HEADROOM = {1.0 + (h >> 4) % 40 / 100:.2f}"),
@@ -169,7 +169,13 @@ def good_diff(body: dict[str, Any]) -> str:
         if match and match.group(0) != new:
             blocks.append(f"<<<<<<< SEARCH\n{match.group(0)}\n=======\n{new}\n"
                           ">>>>>>> REPLACE\n")
-    return "The headroom is too small for bursts.\n\n" + "".join(blocks)
+    return "".join(blocks)
+
+
+def good_diff(body: dict[str, Any]) -> str:
+    """A SEARCH/REPLACE edit of the parent's WINDOW, HEADROOM and MARGIN lines."""
+    return "The headroom is too small for bursts.\n\n" + constant_edits(parent_code(body),
+                                                                          digest(body))
 
 
 def good_rewrite(body: dict[str, Any]) -> str:

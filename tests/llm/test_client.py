@@ -1,4 +1,5 @@
-"""One model through litellm against a local server: retries, rejections, usage."""
+"""One model against a local server: retries and rejections (through litellm and through
+the openai client alike), usage."""
 
 from __future__ import annotations
 
@@ -19,45 +20,61 @@ from adrs.llm.client import (
     LLMRejected,
     LLMUnavailable,
     MissingKey,
+    RetryingClient,
     import_litellm,
 )
 from adrs.llm.failures import clip, describe_failure, retryable, scrub
 from adrs.llm.mutator import LLMRequest, Message
+from adrs.llm.openai_client import OpenAIClient
 
 REQUEST = LLMRequest((Message("system", "be brief"), Message("user", "say hi")), 3, 0)
 
 
+# The call loop, its failures and key policy are shared: both clients face the same faults.
+CLIENTS = pytest.mark.parametrize("client_class", [LiteLLMClient, OpenAIClient],
+                                  ids=["litellm", "openai"])
+
+
 def call(script: Any, monkeypatch: pytest.MonkeyPatch, retries: int = 3,
-         key: str = "secret-key-value", **model: Any) -> tuple[Any, FakeOpenAI]:
+         key: str = "secret-key-value", client_class: type[RetryingClient] = LiteLLMClient,
+         **model: Any) -> tuple[Any, FakeOpenAI]:
     monkeypatch.setenv("CLIENT_KEY", key)
     server = FakeOpenAI(script)
     with server.running():
         model.setdefault("api_key_env", "CLIENT_KEY")
         config = ModelConfig("openai/m", api_base=server.url, **model)
-        client = LiteLLMClient(config, CallSettings(1.0, retries, 0.01))
+        client = client_class(config, CallSettings(1.0, retries, 0.01))
         try:
             return asyncio.run(client.complete(REQUEST)), server
         except Exception as exc:
             return exc, server
 
 
+@CLIENTS
 @pytest.mark.parametrize("fault", [Reply(429), Reply(503), Reply(502),
                                    Reply(text="late", delay_s=2.0)])
-def test_retryable_faults_are_retried(fault: Reply, monkeypatch: pytest.MonkeyPatch) -> None:
-    reply, server = call(lambda b, n: fault if n == 0 else Reply(text="hi"), monkeypatch)
+def test_retryable_faults_are_retried(fault: Reply, client_class: type[RetryingClient],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    reply, server = call(lambda b, n: fault if n == 0 else Reply(text="hi"), monkeypatch,
+                         client_class=client_class)
     assert reply.text == "hi" and reply.usage.calls == 1
     assert len(server.seen) == 2
 
 
+@CLIENTS
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_other_faults_stop_at_once(status: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    exc, server = call(lambda b, n: Reply(status), monkeypatch)
+def test_other_faults_stop_at_once(status: int, client_class: type[RetryingClient],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    exc, server = call(lambda b, n: Reply(status), monkeypatch, client_class=client_class)
     assert isinstance(exc, LLMRejected) and len(server.seen) == 1
     assert "openai/m" in str(exc) and "secret-key-value" not in str(exc)
 
 
-def test_retries_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    exc, server = call(lambda b, n: Reply(503), monkeypatch, retries=2)
+@CLIENTS
+def test_retries_run_out(client_class: type[RetryingClient],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    exc, server = call(lambda b, n: Reply(503), monkeypatch, retries=2,
+                       client_class=client_class)
     assert isinstance(exc, LLMUnavailable) and len(server.seen) == 3
     assert "after 2 retries" in str(exc)
 

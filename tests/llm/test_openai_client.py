@@ -14,7 +14,7 @@ import pytest
 from openai_server import FakeOpenAI, Reply
 
 from adrs.config.llm import ModelConfig
-from adrs.llm.client import CallSettings, Halt, LLMRejected, LLMUnavailable, MissingKey
+from adrs.llm.client import CallSettings, Halt, LLMRejected, MissingKey
 from adrs.llm.mutator import LLMRequest, Message
 from adrs.llm.openai_client import OpenAIClient, openai_compatible, openai_key_status
 from adrs.llm.prices import bundled_prices
@@ -55,25 +55,6 @@ def test_usage_price_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.prompt_tokens, seen.completion_tokens)
     assert reply.usage.cost_usd == seen.prompt_tokens * 0.5 + seen.completion_tokens * 2.0
     assert seen.authorization == "Bearer secret-key-value"
-
-
-@pytest.mark.parametrize("fault", [Reply(429), Reply(503), Reply(text="late", delay_s=2.0)])
-def test_retryable_faults_are_retried(fault: Reply, monkeypatch: pytest.MonkeyPatch) -> None:
-    reply, server = call(lambda b, n: fault if n == 0 else Reply(text="hi"), monkeypatch)
-    assert reply.text == "hi" and len(server.seen) == 2
-
-
-@pytest.mark.parametrize("status", [400, 401, 404])
-def test_other_faults_stop_at_once(status: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    exc, server = call(lambda b, n: Reply(status), monkeypatch)
-    assert isinstance(exc, LLMRejected) and len(server.seen) == 1
-    assert "openai/m" in str(exc) and "secret-key-value" not in str(exc)
-
-
-def test_retries_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    exc, server = call(lambda b, n: Reply(503), monkeypatch, retries=2)
-    assert isinstance(exc, LLMUnavailable) and len(server.seen) == 3
-    assert "after 2 retries" in str(exc)
 
 
 def test_missing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
