@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adrs.config.llm import ModelConfig
-from adrs.llm.provider import import_litellm, key_variable
+from adrs.llm.provider import key_variable
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 MESSAGE_CHARS = 200
@@ -49,20 +49,16 @@ def missing_credentials(exc: BaseException) -> bool:
     return bool(_MISSING_KEY.search(str(exc)))
 
 
+def _error_of(library: str, exc: BaseException, *names: str) -> bool:
+    """Whether `exc` is one of the exceptions `names` of `library` (litellm, or the openai
+    package whose errors litellm's subclass); never when the library is not loaded: adrs's
+    own openai client uses neither, and a failure must not import them."""
+    loaded = sys.modules.get(library)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names))
+
+
 def _litellm_error(exc: BaseException, *names: str) -> bool:
-    """Whether `exc` is one of litellm's exceptions `names` (never when litellm is not
-    loaded: the openai client's failures do not import it)."""
-    if "litellm" not in sys.modules:
-        return False
-    litellm = import_litellm()
-    return isinstance(exc, tuple(getattr(litellm, name) for name in names))
-
-
-def _openai_error(exc: BaseException, *names: str) -> bool:
-    """Whether `exc` is one of the openai package's exceptions `names` (litellm's subclass
-    them); never when openai is not loaded (adrs's own openai client does not use it)."""
-    openai = sys.modules.get("openai")
-    return openai is not None and isinstance(exc, tuple(getattr(openai, n) for n in names))
+    return _error_of("litellm", exc, *names)
 
 
 def unknown_model(exc: BaseException) -> bool:
@@ -83,8 +79,8 @@ def retryable(exc: BaseException) -> bool:
 
     if final(exc):
         return False
-    if isinstance(exc, httpx.TransportError | TimeoutError) or _openai_error(
-            exc, "APITimeoutError", "APIConnectionError"):
+    if isinstance(exc, httpx.TransportError | TimeoutError) or _error_of(
+            "openai", exc, "APITimeoutError", "APIConnectionError"):
         return True
     status = status_of(exc)
     return status is not None and (status in RETRYABLE_STATUS or status >= 500)
