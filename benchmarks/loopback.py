@@ -2,7 +2,8 @@
 
 It answers every request with a SEARCH/REPLACE edit of the toy's WINDOW, HEADROOM and
 MARGIN lines in the program the prompt shows as the current one (adrs's "## Current
-program" or OpenEvolve's "# Current Program"), after `delay_s`. In its own process, its
+program", or "## Parent A" of its crossover prompts, or OpenEvolve's "# Current Program"),
+after `delay_s`. In its own process, its
 CPU is not counted with the client's. `serve(delay_s)` yields a `Loopback` whose `url` is
 the base URL and whose `calls`, once the block has ended, is the number of requests the
 server answered.
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CURRENT = re.compile(r"^#+ Current [Pp]rogram(?: \(score[^\n]*\))?[ \t]*$.*?```python\n(.*?)```",
-                     re.S | re.M)
+CURRENT = re.compile(r"^#+ (?:Current [Pp]rogram|Parent A)(?: \(score[^\n]*\))?[ \t]*$"
+                     r".*?```python\n(.*?)```", re.S | re.M)
 
 
 def toy_edit(body: dict[str, Any]) -> str:

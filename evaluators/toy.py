@@ -3,7 +3,8 @@
 Every series advances one tick at a time in lockstep: at tick t the candidate's
 `provision` is called once per series, in series order, with that series' loads before
 tick t. With the problem's harness (problems/toy/harness.py, loaded in the sandbox) that
-is one round trip per tick for all series; without it (a sandbox without the harness, or
+is one round trip per tick for all series, carrying only the loads of the tick before (the
+harness keeps the histories); without it (a sandbox without the harness, or
 an in-process stand-in with the same `call`), one call per series and tick, in the same
 order. Either way the candidate sees the same calls, and never a load of tick t or later.
 """
@@ -20,7 +21,7 @@ CAPACITY_PRICE = 1.0
 VIOLATION_PRICE = 8.0
 SERIES = 3
 TICKS = 100
-_HARNESS_CALL = "harness.provision_all"
+_HARNESS_CALL = "harness.provision_next"
 
 
 class _Invalid(Exception):
@@ -64,19 +65,21 @@ def _has_harness(candidate: Any) -> bool:
         return False
 
 
-def _capacities(candidate: Any, histories: list[list[float]], lockstep: bool) -> list[object]:
-    """The candidate's capacities for one tick, one per series."""
+def _capacities(candidate: Any, series: list[list[float]], t: int,
+                lockstep: bool) -> list[object]:
+    """The candidate's capacities for tick `t`, one per series."""
     if not lockstep:
-        return [candidate.call("provision", history) for history in histories]
+        return [candidate.call("provision", loads[:t]) for loads in series]
     from adrs.sandbox.candidate import CandidateFault
 
+    previous = [loads[t - 1] if t else None for loads in series]
     try:
-        reply = candidate.call(_HARNESS_CALL, histories)
+        reply = candidate.call(_HARNESS_CALL, previous)
     except CandidateFault as fault:  # name the candidate's function, not the harness's
         raise CandidateFault(str(fault).replace(f"{_HARNESS_CALL}()", "provision()")) from None
-    if not isinstance(reply, list) or len(reply) != len(histories):
+    if not isinstance(reply, list) or len(reply) != len(series):
         raise _Invalid("the harness replied with something other than one capacity per "
-                       "series: do not replace harness.provision_all")
+                       "series: do not replace harness.provision_next")
     return reply
 
 
@@ -96,7 +99,7 @@ def evaluate(candidate: Any) -> dict[str, Any]:
     violations = 0.0
     try:
         for t in range(TICKS):
-            answers = _capacities(candidate, [loads[:t] for loads in series], lockstep)
+            answers = _capacities(candidate, series, t, lockstep)
             for s, (loads, answer) in enumerate(zip(series, answers, strict=True)):
                 capacity = _check(answer)
                 costs[s] += tick_cost(capacity, loads[t])

@@ -5,7 +5,9 @@ functions with `call`; arguments and results cross the boundary through the code
 trusted side only ever receives plain data. Every fault of the candidate (exception at load
 or call time, timeout, crash, memory or output limit, bad return value) raises
 `CandidateFault` with a message written for an LLM; after a fault the handle is dead.
-Time is measured on the trusted side only. See isolation.py for the protections; without
+Time is measured on the trusted side only. The sandbox is launched before the program is
+known (standby.py) and the program is its first message. See isolation.py for the
+protections; without
 a pid namespace the process group is killed on close, but a grandchild that called
 setsid() escapes it.
 
@@ -31,6 +33,7 @@ from adrs.sandbox import codec
 from adrs.sandbox.channel import Channel, Gone, Timeout
 from adrs.sandbox.isolation import Limits, protections
 from adrs.sandbox.process import SandboxProcess
+from adrs.sandbox.standby import STANDBY
 
 __all__ = ["Candidate", "CandidateFault", "Limits", "protections", "sibling"]
 
@@ -109,8 +112,9 @@ class Candidate:
             raise FileNotFoundError(f"harness file '{self.harness}' does not exist")
         self._deadline = time.monotonic() + self.limits.timeout_s
         try:
-            self.process.start(self.source)
+            self.process = STANDBY.take(self.limits, self.harness)
             self._channel = Channel(self.process.req, self.process.rep, self.process.alive)
+            self._send(codec.encode({"source": self.source}), "loading the program", None)
             self._check_load(self._receive("loading the program", None))
         except BaseException:
             self.close()

@@ -10,10 +10,14 @@ limits itself: the parent has applied them before exec. It imports as little as 
 because its start-up time is paid on every evaluation.
 
 Protocol on the two inherited pipe descriptors (stdout and stderr belong to the candidate):
-length-prefixed codec frames. First the child sends one load report, {"loaded": True} or
+length-prefixed codec frames. The child sets itself up (lockdown, site directories) before
+it knows the program, so that a sandbox can be started ahead of need (standby.py); then
+the trusted side sends the program, {"source": str}, which the child writes to
+CANDIDATE_PATH (best effort: a program larger than the output limit is loaded all the
+same, only its file is missing) and loads. It sends one load report, {"loaded": True} or
 {"error": {...}}; then for each request {"fn": "name" | "harness.name", "args": [...]} it
 sends {"ok": value} or {"error": {"kind", "type", "message", "traceback"}}. It exits when
-the request pipe reaches end of file.
+the request pipe reaches end of file, the first request included (an unused standby).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import errno
 import os
 import select
 import sys
+import time
 
 TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -74,6 +79,12 @@ def read_frame(fd: int) -> object | None:
 
 
 _pending = [b""]  # read from the request pipe, not yet taken
+# How long a read of the request pipe polls (giving the CPU to anything else runnable
+# between tries) before it sleeps. An evaluator in lockstep with the program (a tick of a
+# simulation per call) sends its next request within tens of microseconds; catching it
+# awake saves waking this process from another CPU, which costs 30-80 us in a VM
+# (benchmarks/sandbox.py, call round trip).
+SPIN_S = 200e-6
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -83,7 +94,7 @@ def _read_exact(fd: int, n: int) -> bytes | None:
     chunks = [pending] if pending else []
     have = len(pending)
     while have < n:
-        chunk = os.read(fd, max(min(n - have, 1 << 20), 1 << 16))
+        chunk = _read_some(fd, max(min(n - have, 1 << 20), 1 << 16))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -91,6 +102,26 @@ def _read_exact(fd: int, n: int) -> bytes | None:
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     _pending[0] = data[n:]
     return data[:n]
+
+
+def _read_some(fd: int, size: int) -> bytes:
+    """At most `size` bytes from the non-blocking `fd`, polling for SPIN_S, then waiting."""
+    end = time.perf_counter() + SPIN_S
+    while True:
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            if time.perf_counter() > end:
+                break
+            os.sched_yield()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        poller.poll()
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:  # woken for nothing
+            continue
 
 
 def write_frame(fd: int, body: bytes) -> None:
@@ -187,10 +218,12 @@ def _add_pth_dirs(pth: str, site_dir: str) -> None:
             sys.path.append(path)
 
 
-def load_module(name: str, path: str) -> ModuleType:
-    """Execute a source file as module `name`; tracebacks show `name.py` with its lines."""
-    with open(path, encoding="utf-8") as f:
-        source = f.read()
+def load_module(name: str, path: str, source: str | None = None) -> ModuleType:
+    """Execute a source file (or `source`, as if read from `path`) as module `name`;
+    tracebacks show `name.py` with its lines."""
+    if source is None:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
     filename = f"{name}.py"
     _SOURCES[filename] = source
     module = type(sys)(name)
@@ -200,9 +233,24 @@ def load_module(name: str, path: str) -> ModuleType:
     return module
 
 
-def load(candidate_path: str, harness_path: str | None) -> dict[str, object]:
+def receive_program(req_fd: int, candidate_path: str) -> str | None:
+    """The program the trusted side sends first, written to `candidate_path` for programs
+    that read their own file; None at end of file (the standby was not needed)."""
+    request = read_frame(req_fd)
+    if not isinstance(request, dict) or not isinstance(request.get("source"), str):
+        return None
+    source: str = request["source"]
     try:
-        load_module("candidate", candidate_path)
+        with open(candidate_path, "w", encoding="utf-8") as f:
+            f.write(source)
+    except OSError:  # larger than the output limit (RLIMIT_FSIZE): loaded from memory
+        pass
+    return source
+
+
+def load(candidate_path: str, harness_path: str | None, source: str) -> dict[str, object]:
+    try:
+        load_module("candidate", candidate_path, source)
         if harness_path is not None:
             load_module("harness", harness_path)
     except BaseException as exc:
@@ -351,7 +399,11 @@ def main(argv: list[str]) -> int:
     except (AttributeError, ValueError):
         pass
     _thread.start_new_thread(_watch_parent, (req_fd,))
-    report = load(candidate_path, harness_path)
+    os.set_blocking(req_fd, False)  # _read_some polls it before it waits
+    source = receive_program(req_fd, candidate_path)
+    if source is None:
+        return 0
+    report = load(candidate_path, harness_path, source)
     _flush_output()
     write_frame(rep_fd, encode_reply(report))
     if "loaded" in report:

@@ -1,9 +1,11 @@
 """The processes and resources of one sandbox: start, kill, clean up, describe the end.
 
 `SandboxProcess` owns everything a sandbox holds on the trusted side: its host working
-directory (holding candidate.py), its output capture (capture.py), its cgroup (cgroups.py),
-the two pipes to the child, and the child itself, forked by the zygote or started with
-Popen (isolation.py's launch plan). Talking over the pipes is channel.py's concern, the
+directory (where the child writes candidate.py), its output capture (capture.py), its
+cgroup (cgroups.py), the two pipes to the child, and the child itself, forked by the
+zygote or started with Popen (isolation.py's launch plan). `launch` starts the child
+before the program is known (standby.py); the program is the first message the candidate
+sends it (candidate.py). Talking over the pipes is channel.py's concern, the
 calls are candidate.py's.
 
 `close` kills every process of the sandbox, reaps it and frees every resource; it never
@@ -21,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from adrs.sandbox.capture import STREAMS, Capture
 from adrs.sandbox.cgroups import SandboxCgroup
@@ -29,6 +30,7 @@ from adrs.sandbox.cleanup import remove_tree
 from adrs.sandbox.isolation import CHILD_SCRIPT, PYTHON_FLAGS, Limits, environment, launch_plan
 from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox
 
+PROGRAM_FILE = "candidate.py"  # in the working directory, written by the child
 _TAIL_CACHE_CHARS = 16_000
 _KILL_WAIT_S = 10.0  # a killed sandbox is reaped within this, or left to the zygote
 
@@ -63,11 +65,11 @@ class SandboxProcess:
         self._closed = False
         self._tails: dict[str, str] = {}
 
-    def start(self, source: str) -> None:
-        """Write the program into a fresh working directory and start the child on it."""
+    def launch(self) -> SandboxProcess:
+        """Start the child in a fresh working directory; it sets itself up and waits for the
+        program (child.py), which the caller sends over the request pipe."""
         self.workdir = tempfile.mkdtemp(prefix="adrs-sandbox-")
-        path = os.path.join(self.workdir, "candidate.py")
-        Path(path).write_text(source, encoding="utf-8")
+        path = os.path.join(self.workdir, PROGRAM_FILE)
         self._capture = Capture()
         self._cgroup = SandboxCgroup.create(self.limits.memory_mb + self.limits.disk_mb,
                                             self.limits.max_processes)
@@ -81,6 +83,7 @@ class SandboxProcess:
         finally:
             os.close(req_r)
             os.close(rep_w)
+        return self
 
     def _launch(self, candidate_path: str, req_r: int, rep_w: int) -> None:
         assert self.workdir is not None and self._capture is not None

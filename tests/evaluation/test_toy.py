@@ -54,7 +54,7 @@ def test_the_problem_loads_the_harness_the_evaluator_knows() -> None:
 def test_a_copy_of_the_harness_is_used_and_another_file_is_not(tmp_path: Path) -> None:
     copy, other = tmp_path / "harness.py", tmp_path / "other.py"
     copy.write_bytes(toy.harness_path().read_bytes())
-    other.write_text("def provision_all(histories):\n    return [1.0] * len(histories)\n")
+    other.write_text("def provision_next(histories):\n    return [1.0] * len(histories)\n")
     calls = []
 
     class Recorder:
@@ -66,7 +66,7 @@ def test_a_copy_of_the_harness_is_used_and_another_file_is_not(tmp_path: Path) -
             return [1.0] * toy.SERIES if name.startswith("harness.") else 1.0
 
     toy.evaluate(Recorder(copy))
-    assert set(calls) == {"harness.provision_all"} and len(calls) == toy.TICKS
+    assert set(calls) == {"harness.provision_next"} and len(calls) == toy.TICKS
     calls.clear()
     toy.evaluate(Recorder(other))
     assert set(calls) == {"provision"} and len(calls) == toy.TICKS * toy.SERIES
@@ -76,11 +76,11 @@ def test_a_copy_of_the_harness_is_used_and_another_file_is_not(tmp_path: Path) -
     ("return 1 / 0", "provision() raised ZeroDivisionError"),
     ("return 'lots'", "provision returned str, expected a number"),
     ("return float('nan')", "provision returned nan; it must be a finite number >= 0"),
-    ("import harness\n    harness.provision_all = lambda h: [1.0]\n    return 1.0",
-     "do not replace harness.provision_all"),
+    ("import harness\n    harness.provision_next = lambda h: [1.0]\n    return 1.0",
+     "do not replace harness.provision_next"),
 ])
 def test_faults_name_provision(body: str, expected: str) -> None:
     result = run(f"def provision(history):\n    {body}\n", True)
     assert not result["valid"]
     assert expected in str(result["error"])
-    assert "harness.provision_all()" not in str(result["error"])
+    assert "harness.provision_next()" not in str(result["error"])

@@ -31,6 +31,7 @@ from adrs.evaluation.runner import EvalJob, run_job
 from adrs.run.session import start_run
 from adrs.sandbox.candidate import Limits
 from adrs.sandbox.isolation import protections
+from adrs.sandbox.standby import STANDBY
 from adrs.sandbox.zygote import ZYGOTE_CLIENT
 from adrs.store.database import RunStore
 
@@ -267,6 +268,7 @@ def no_leftovers(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     shm = shm_segments()
     yield
+    STANDBY.drain()
     assert shm_segments() <= shm, "a SysV shared memory segment outlived its sandbox"
     assert list(scratch.iterdir()) == [], "a sandbox working directory was left behind"
 
@@ -298,6 +300,7 @@ def test_attack_through_adrs_eval(name: str, problem: Path, secret_path: Path,
 
 @pytest.fixture
 def popen_path() -> Iterator[None]:
+    STANDBY.drain()
     ZYGOTE_CLIENT.enabled = False
     yield
     ZYGOTE_CLIENT.enabled = True

@@ -13,6 +13,7 @@ import pytest
 
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import environment, protections
+from adrs.sandbox.standby import STANDBY
 from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,6 +49,8 @@ def test_sandboxes_are_forked_by_the_zygote() -> None:
 @needs_zygote
 def test_zygote_holds_no_secret_and_no_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
     ZYGOTE_CLIENT.close()  # the next sandbox starts a fresh zygote, with the key set
+    STANDBY.drain()  # and no standby: the zygote holds the status pipe of each living one
+    monkeypatch.setattr(STANDBY, "enabled", False)
     monkeypatch.setenv("OPENAI_API_KEY", "secret-0123456789")
     with Candidate(OPEN_FDS, FAST) as candidate:
         candidate.call("f")
@@ -78,7 +81,9 @@ def test_popen_fallback_still_works(popen_path: None) -> None:
 
 
 @needs_zygote
-def test_a_dead_zygote_is_restarted() -> None:
+def test_a_dead_zygote_is_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    STANDBY.drain()  # no standby of the old zygote, no launch racing the assertions
+    monkeypatch.setattr(STANDBY, "enabled", False)
     with Candidate(OPEN_FDS, FAST) as candidate:
         candidate.call("f")
     first = zygote_pid()
