@@ -7,8 +7,10 @@ it down, load the program, one call, kill and clean up) and of the backend aroun
 Usage (Ray needs the loopback-only wrapper here):
     ../shared/bin/offline python benchmarks/sandbox.py [--evaluations 60] [--no-ray]
 Prints milliseconds per evaluation done in this process, through the Popen path (an
-interpreter started per sandbox) and through the active one (the zygote where it works,
-see adrs/sandbox/zygote.py), then evaluations per second
+interpreter started per sandbox), through the zygote (adrs/sandbox/zygote.py) with each
+sandbox launched when the evaluation asks for it, and through the active path (the zygote
+where it works, with the next sandbox launched in the background while one evaluation
+runs: adrs/sandbox/standby.py), then evaluations per second
 through the local backend and through Ray with 1 and 2 workers, and the 1 -> 2 scaling.
 Also: microseconds per call round trip in a started sandbox (a 50-float list argument, a
 float back), and milliseconds per evaluation of the toy's initial program (problems/toy
@@ -28,6 +30,7 @@ from adrs.evaluation.backends import EvalBackend, LocalBackend
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import protections
+from adrs.sandbox.standby import STANDBY
 from adrs.sandbox.zygote import ZYGOTE_CLIENT
 
 EVALUATOR = "def evaluate(candidate):\n    return {'score': float(candidate.call('f', 1))}\n"
@@ -127,9 +130,17 @@ def main() -> None:
         ZYGOTE_CLIENT.enabled = False
         print_overhead("Popen path (fallback)", in_process_ms(job, args.evaluations))
         ZYGOTE_CLIENT.enabled = True
-        print_overhead("active path", in_process_ms(job, args.evaluations))
+        STANDBY.drain()
+        STANDBY.enabled = False
+        print_overhead("zygote, each sandbox launched on demand",
+                       in_process_ms(job, args.evaluations))
+        toy_on_demand = toy_ms(args.evaluations)
+        STANDBY.enabled = True
+        print_overhead("active path (zygote, standby sandboxes)",
+                       in_process_ms(job, args.evaluations))
         print(f"call round trip: median {round_trip_us(1000):.0f} us; toy evaluation: "
-              f"median {toy_ms(args.evaluations):.1f} ms")
+              f"median {toy_ms(args.evaluations):.1f} ms (each sandbox launched on demand: "
+              f"{toy_on_demand:.1f} ms)")
         report("local", LocalBackend, job, args.evaluations)
         if not args.no_ray:
             import ray

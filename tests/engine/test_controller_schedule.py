@@ -116,7 +116,9 @@ def test_a_killed_run_resumed_samples_its_lost_candidates_as_before(
         if isinstance(event, CandidateEvaluated) and event.id == 8:
             first.request_stop("interrupted")
 
-    first = build(tmp_path / "r", toy, config, DelayedClient(toy, {2: 0.3}, 0.03), interrupt)
+    # 9-11 answer late: still in flight when 8 is applied, however fast evaluations are.
+    slow = {2: 0.3, 9: 0.6, 10: 0.6, 11: 0.6}
+    first = build(tmp_path / "r", toy, config, DelayedClient(toy, slow, 0.03), interrupt)
     assert run(first).reason == "interrupted"
     store = RunStore.open(tmp_path / "r")
     stored = store.count()
