@@ -59,9 +59,9 @@ def test_a_program_larger_than_the_output_limit_still_loads() -> None:
 
 
 def test_a_load_fault_is_reported_as_before() -> None:
+    candidate = Candidate("x = 1 / 0\n", FAST)
     with pytest.raises(CandidateFault, match="the program failed to load: ZeroDivisionError"):
-        with Candidate("x = 1 / 0\n", FAST):
-            pass
+        candidate.start()
 
 
 def test_a_sibling_with_less_time_left_takes_a_standby_a_longer_budget_does_not() -> None:
