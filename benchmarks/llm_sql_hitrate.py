@@ -19,7 +19,6 @@ row orders, of the original field layout and of GGR's, under both metrics.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from adrs.errors import UserError
+from adrs.evaluators.harness_port import load_module
 from adrs.evaluators.llm_sql.datasets import MERGE_GROUPS, beer
 from adrs.evaluators.llm_sql.evaluator import prepare, run_table
 from adrs.evaluators.llm_sql.hitrate import hit_rate
@@ -81,11 +81,7 @@ class InProcess:
 
 
 def initial_program() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("llm_sql_initial", INITIAL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(INITIAL, "llm_sql_initial")
 
 
 class Recording(InProcess):

@@ -4,7 +4,6 @@ and, on the real beer.csv, the row-order (in)dependence of the two metrics."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from adrs.errors import UserError
+from adrs.evaluators.harness_port import load_module
 from adrs.evaluators.llm_sql import datasets
 from adrs.evaluators.llm_sql.evaluator import evaluate_tables, prepare, run_table
 from adrs.evaluators.llm_sql.hitrate import hit_rate
@@ -53,11 +53,7 @@ def literal_lru(prompts: list[str], cache_tokens: int, block_tokens: int) -> tup
 
 
 def initial_program() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("llm_sql_initial_lru", INITIAL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(INITIAL, "llm_sql_initial_lru")
 
 
 def distinct_prefixes(prompts: list[str]) -> int:
