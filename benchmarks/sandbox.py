@@ -44,8 +44,9 @@ def make_job(root: Path) -> EvalJob:
     return EvalJob(str(root), "trivial.py:evaluate", CANDIDATE, Limits(timeout_s=10.0))
 
 
-def in_process_ms(job: EvalJob, n: int) -> list[float]:
-    """Milliseconds of each sequential evaluation in this process (after a warm-up)."""
+def in_process_ms(job: EvalJob, n: int, score: float | None = 2.0) -> list[float]:
+    """Milliseconds of each sequential evaluation in this process (after a warm-up); each
+    must be valid, with `score` unless it is None."""
     for _ in range(3):
         run_job(job)
     times = []
@@ -53,7 +54,7 @@ def in_process_ms(job: EvalJob, n: int) -> list[float]:
         started = time.perf_counter()
         result = run_job(job)
         times.append((time.perf_counter() - started) * 1000)
-        assert result.valid and result.score == 2.0, result
+        assert result.valid and score in (None, result.score), result
     return times
 
 
@@ -77,14 +78,7 @@ def toy_ms(n: int) -> float:
     job = EvalJob(str(TOY), "adrs.evaluators.toy:evaluate",
                   (TOY / "initial_program.py").read_text(), Limits(timeout_s=10.0),
                   harness="harness.py")
-    run_job(job)
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        result = run_job(job)
-        times.append((time.perf_counter() - started) * 1000)
-        assert result.valid, result
-    return statistics.median(times)
+    return statistics.median(in_process_ms(job, n, score=None))
 
 
 def print_overhead(path: str, times: list[float]) -> None:
