@@ -7,9 +7,8 @@ or call time, timeout, crash, memory or output limit, bad return value) raises
 `CandidateFault` with a message written for an LLM; after a fault the handle is dead.
 Time is measured on the trusted side only. The sandbox is launched before the program is
 known (standby.py) and the program is its first message. See isolation.py for the
-protections; without
-a pid namespace the process group is killed on close, but a grandchild that called
-setsid() escapes it.
+protections; without a pid namespace the process group is killed on close, but a
+grandchild that called setsid() escapes it.
 
 The trusted side touches nothing the candidate controls: output is captured through
 descriptors made before the child starts (capture.py), replies are bounded in size, items

@@ -4,7 +4,7 @@
 directory (where the child writes candidate.py), its output capture (capture.py), its
 cgroup (cgroups.py), the two pipes to the child, and the child itself, forked by the
 zygote or started with Popen (isolation.py's launch plan). `launch` starts the child
-before the program is known (standby.py); the program is the first message the candidate
+before the program is known (standby.py); the program is the first message `Candidate`
 sends it (candidate.py). Talking over the pipes is channel.py's concern, the
 calls are candidate.py's.
 
@@ -67,7 +67,16 @@ class SandboxProcess:
 
     def launch(self) -> SandboxProcess:
         """Start the child in a fresh working directory; it sets itself up and waits for the
-        program (child.py), which the caller sends over the request pipe."""
+        program (child.py), which the caller sends over the request pipe. A launch that
+        fails frees what it had made (`close`) and raises."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
         self.workdir = tempfile.mkdtemp(prefix="adrs-sandbox-")
         path = os.path.join(self.workdir, PROGRAM_FILE)
         self._capture = Capture()
@@ -83,7 +92,6 @@ class SandboxProcess:
         finally:
             os.close(req_r)
             os.close(rep_w)
-        return self
 
     def _launch(self, candidate_path: str, req_r: int, rep_w: int) -> None:
         assert self.workdir is not None and self._capture is not None

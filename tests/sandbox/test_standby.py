@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, sibling
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, protections, sibling
 from adrs.sandbox.process import SandboxProcess
 from adrs.sandbox.standby import MAX_IDLE, STANDBY, StandbyPool
 
@@ -123,3 +123,57 @@ def test_a_disabled_pool_launches_on_demand_and_keeps_nothing() -> None:
     finally:
         process.close()
     pool.close()
+
+
+def test_a_launch_that_fails_leaves_no_directory(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    STANDBY.drain()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def refuse(self: SandboxProcess, *args: object) -> None:
+        raise OSError("no fork today")
+
+    monkeypatch.setattr(SandboxProcess, "_launch", refuse)
+    with pytest.raises(OSError, match="no fork today"):
+        STANDBY.take(FAST, None)
+    STANDBY.drain()  # the replacement's launch failed as well
+    assert list(tmp_path.iterdir()) == []
+
+
+# The candidate below tries to reach the standby that will run the next candidate: write a
+# program into its working directory (as if it knew the host path), see or kill its process.
+REACH = """
+import os
+def f(workdir, pid):
+    done = []
+    try:
+        with open(os.path.join(workdir, "candidate.py"), "w") as fh:
+            fh.write("def f(x):\\n    return 'planted'\\n")
+        done.append("wrote")
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 9)
+        done.append("killed")
+    except OSError:
+        pass
+    return done + [name for name in os.listdir("/proc") if name == str(pid)]
+"""
+
+
+@pytest.mark.skipif(not protections()["private_filesystem"] or
+                    not protections()["pid_namespace"],
+                    reason="no private filesystem or pid namespace here")
+def test_a_candidate_cannot_reach_the_standby_of_the_next_one() -> None:
+    STANDBY.drain()
+    with Candidate(REACH, FAST) as attacker:
+        wait_for_idle(STANDBY)
+        standby = STANDBY._idle[0][2]
+        assert standby.proc is not None and standby.workdir is not None
+        assert attacker.call("f", standby.workdir, standby.proc.pid) == []
+    assert standby.alive()
+    with Candidate(ECHO, FAST) as victim:
+        assert victim.process is standby
+        assert victim.call("f", 5) == 5
