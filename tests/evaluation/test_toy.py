@@ -78,6 +78,9 @@ def test_a_copy_of_the_harness_is_used_and_another_file_is_not(tmp_path: Path) -
     ("return float('nan')", "provision returned nan; it must be a finite number >= 0"),
     ("import harness\n    harness.provision_next = lambda h: [1.0]\n    return 1.0",
      "do not replace harness.provision_next"),
+    # The histories the harness keeps are the candidate's to spoil, not to extend.
+    ("import harness\n    harness._histories.clear()\n    return 1.0",
+     "provision() raised ValueError"),
 ])
 def test_faults_name_provision(body: str, expected: str) -> None:
     result = run(f"def provision(history):\n    {body}\n", True)
