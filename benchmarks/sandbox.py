@@ -44,10 +44,11 @@ def make_job(root: Path) -> EvalJob:
     return EvalJob(str(root), "trivial.py:evaluate", CANDIDATE, Limits(timeout_s=10.0))
 
 
-def in_process_ms(job: EvalJob, n: int, score: float | None = 2.0) -> list[float]:
-    """Milliseconds of each sequential evaluation in this process (after a warm-up); each
+def in_process_ms(job: EvalJob, n: int, score: float | None = 2.0,
+                  warmups: int = 3) -> list[float]:
+    """Milliseconds of each sequential evaluation in this process (after `warmups`); each
     must be valid, with `score` unless it is None."""
-    for _ in range(3):
+    for _ in range(warmups):
         run_job(job)
     times = []
     for _ in range(n):
@@ -73,12 +74,16 @@ def round_trip_us(n: int) -> float:
     return statistics.median(batches)
 
 
+def toy_job() -> EvalJob:
+    """The toy's initial program, with its harness."""
+    return EvalJob(str(TOY), "adrs.evaluators.toy:evaluate",
+                   (TOY / "initial_program.py").read_text(), Limits(timeout_s=10.0),
+                   harness="harness.py")
+
+
 def toy_ms(n: int) -> float:
     """Median milliseconds per toy evaluation of its initial program, with its harness."""
-    job = EvalJob(str(TOY), "adrs.evaluators.toy:evaluate",
-                  (TOY / "initial_program.py").read_text(), Limits(timeout_s=10.0),
-                  harness="harness.py")
-    return statistics.median(in_process_ms(job, n, score=None))
+    return statistics.median(in_process_ms(toy_job(), n, score=None))
 
 
 def print_overhead(path: str, times: list[float]) -> None:
