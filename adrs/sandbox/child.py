@@ -82,8 +82,8 @@ _pending = [b""]  # read from the request pipe, not yet taken
 # How long a read of the request pipe polls (giving the CPU to anything else runnable
 # between tries) before it sleeps. An evaluator in lockstep with the program (a tick of a
 # simulation per call) sends its next request within tens of microseconds; catching it
-# awake saves waking this process from another CPU, which costs 30-80 us in a VM
-# (benchmarks/sandbox.py, call round trip).
+# awake saves waking this process from another CPU, which is slow on a VM (a trivial
+# call's round trip in benchmarks/sandbox.py fell from ~90 us to ~20 us).
 SPIN_S = 200e-6
 
 
