@@ -4,9 +4,9 @@ The request pipe is non-blocking (write first, wait only when it is full); the r
 is non-blocking too: a read tries it for SPIN_S (a cheap call's reply comes back within
 that, and catching it awake saves being woken from another CPU, which is slow on a VM:
 benchmarks/sandbox.py, call round trip), then polls it in slices, so a child that died
-while a grandchild holds the pipe open is noticed. `Timeout` means the deadline passed, `Gone` that the child is dead or closed its
-end; a reply frame is refused before its body is read when it exceeds the reply limit, and
-decoding stops at the deadline too (codec.py).
+while a grandchild holds the pipe open is noticed. `Timeout` means the deadline passed,
+`Gone` that the child is dead or closed its end; a reply frame is refused before its body
+is read when it exceeds the reply limit, and decoding stops at the deadline too (codec.py).
 
 A read asks for at least _AHEAD bytes, so a small reply (header and body) takes one wait
 and one read; bytes past the frame (only a misbehaving child sends them) are kept for the
