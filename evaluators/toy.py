@@ -11,9 +11,11 @@ order. Either way the candidate sees the same calls, and never a load of tick t 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,12 @@ def load_series(seed: int, ticks: int = TICKS) -> list[float]:
         burst = rng.uniform(1.5, 2.5) if rng.random() < 0.05 else 1.0
         loads.append(round(base * cycle * burst * rng.lognormvariate(0.0, 0.15), 3))
     return loads
+
+
+@functools.cache
+def _all_series() -> tuple[tuple[float, ...], ...]:
+    """The evaluation's series, made once per process (the same for every candidate)."""
+    return tuple(tuple(load_series(1000 + s)) for s in range(SERIES))
 
 
 def tick_cost(capacity: float, load: float) -> float:
@@ -65,11 +73,11 @@ def _has_harness(candidate: Any) -> bool:
         return False
 
 
-def _capacities(candidate: Any, series: list[list[float]], t: int,
+def _capacities(candidate: Any, series: Sequence[Sequence[float]], t: int,
                 lockstep: bool) -> list[object]:
     """The candidate's capacities for tick `t`, one per series."""
     if not lockstep:
-        return [candidate.call("provision", loads[:t]) for loads in series]
+        return [candidate.call("provision", list(loads[:t])) for loads in series]
     from adrs.sandbox.candidate import CandidateFault
 
     previous = [loads[t - 1] if t else None for loads in series]
@@ -93,7 +101,7 @@ def _check(capacity: object) -> float:
 
 def evaluate(candidate: Any) -> dict[str, Any]:
     """Score `provision` online: it only ever sees the loads before the tick it provisions."""
-    series = [load_series(1000 + s) for s in range(SERIES)]
+    series = _all_series()
     lockstep = _has_harness(candidate)
     costs = [0.0] * SERIES
     violations = 0.0

@@ -19,9 +19,13 @@ def toy_root() -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_standby_left() -> Iterator[None]:
-    """Standby sandboxes (adrs/sandbox/standby.py) launched by a test are closed after it:
-    the next test may change how sandboxes are launched, or count what is left."""
+    """Standby sandboxes (adrs/sandbox/standby.py) launched by a test are closed after it,
+    and the sandboxes it released in the background (sweeper.py) are freed: the next test
+    may change how sandboxes are launched, or count what is left."""
     yield
     standby = sys.modules.get("adrs.sandbox.standby")
     if standby is not None:
         standby.STANDBY.drain()
+    sweeper = sys.modules.get("adrs.sandbox.sweeper")
+    if sweeper is not None:
+        sweeper.SWEEPER.flush()

@@ -83,11 +83,12 @@ def run_job(job: EvalJob) -> EvalResult:
 def _run_once(evaluate: Evaluator, job: EvalJob, harness: str | None) -> EvalResult:
     """One evaluator on the candidate in a fresh sandbox; stderr tail attached.
 
-    A fault of the trusted side while the sandbox is started, read or cleaned up (no
-    temporary directory left, a cleanup that failed, ...) makes this candidate invalid
-    with the reason; the run goes on.
+    A fault of the trusted side while the sandbox is started, read or killed (no
+    temporary directory left, a kill that failed, ...) makes this candidate invalid with
+    the reason; the run goes on. Its cgroup and working directory are freed after the
+    verdict, in the background (adrs/sandbox/sweeper.py).
     """
-    candidate = Candidate(job.source, job.limits, harness)
+    candidate = Candidate(job.source, job.limits, harness, release_later=True)
     try:
         with candidate:
             result = _evaluate(evaluate, candidate, job.options)

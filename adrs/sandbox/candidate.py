@@ -13,7 +13,9 @@ grandchild that called setsid() escapes it.
 The trusted side touches nothing the candidate controls: output is captured through
 descriptors made before the child starts (capture.py), replies are bounded in size, items
 and decode time (codec.py), and `close` never raises and never blocks: a fault in cleanup
-is kept in `cleanup_error`, which makes the evaluation invalid (runner.py). The sandbox's
+is kept in `cleanup_error`, which makes the evaluation invalid (runner.py); with
+`release_later` the sandbox's cgroup and working directory are freed after `close`
+returns, in the background (sweeper.py), and only its kill can fault. The sandbox's
 processes and resources are process.py's concern, the pipes channel.py's; this module is
 the calls.
 """
@@ -75,12 +77,14 @@ class Candidate:
 
     `__enter__` starts the child and waits (within the time budget) for the program to
     load; it raises CandidateFault if the program fails to load. `close` kills every
-    process of the sandbox, reaps it and removes its temporary directory.
+    process of the sandbox, reaps it and removes its temporary directory (after it returns,
+    with `release_later`: for callers that need the verdict, not the clean-up, at once).
     """
 
     def __init__(self, source: str, limits: Limits | None = None,
-                 harness: str | None = None) -> None:
+                 harness: str | None = None, release_later: bool = False) -> None:
         self.source = source
+        self.release_later = release_later
         self.limits = limits or Limits()
         self.harness = None if harness is None else os.path.abspath(harness)
         self.fault: CandidateFault | None = None
@@ -123,7 +127,7 @@ class Candidate:
         """Kill every process of the sandbox and free its resources. Idempotent; never
         raises (a fault is kept in `cleanup_error`)."""
         self._channel = None
-        self.process.close()
+        self.process.close(self.release_later)
 
     def _check_load(self, report: object) -> None:
         if report == {"loaded": True}:

@@ -31,7 +31,7 @@ import time
 
 TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at start-up
 if TYPE_CHECKING:
-    from types import ModuleType
+    from types import CodeType, ModuleType
 
 
 def _load_sibling(name: str) -> ModuleType:
@@ -64,6 +64,9 @@ PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str ke
               "numeric numpy arrays")
 _PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
 _SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
+_PRECOMPILED: dict[str, tuple[str, CodeType]] = {}  # harness path -> its source and code
+_WARM_UP = ("def f(x, *a, **k):\n    for i in range(3):\n        x = [x, i, {'k': 1.5}]\n"
+            "    return x\n")
 
 
 # ------------------------------------------------------------------------------ framing
@@ -85,6 +88,7 @@ _pending = [b""]  # read from the request pipe, not yet taken
 # awake saves waking this process from another CPU, which is slow on a VM (a trivial
 # call's round trip in benchmarks/sandbox.py fell from ~90 us to ~20 us).
 SPIN_S = 200e-6
+_pollers: dict[int, select.poll] = {}
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -105,23 +109,25 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def _read_some(fd: int, size: int) -> bytes:
-    """At most `size` bytes from the non-blocking `fd`, polling for SPIN_S, then waiting."""
+    """At most `size` bytes from the non-blocking `fd`, polling for SPIN_S, then waiting.
+    Readiness is asked with poll(0), not a read: a failed read raises BlockingIOError, and
+    building that exception (its message decoded from the C library) costs more than the
+    poll."""
+    poller = _pollers.get(fd)
+    if poller is None:
+        poller = _pollers[fd] = select.poll()
+        poller.register(fd, select.POLLIN)
     end = time.perf_counter() + SPIN_S
+    while not poller.poll(0):
+        if time.perf_counter() > end:
+            poller.poll()
+            break
+        os.sched_yield()
     while True:
-        try:
-            return os.read(fd, size)
-        except BlockingIOError:
-            if time.perf_counter() > end:
-                break
-            os.sched_yield()
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while True:
-        poller.poll()
         try:
             return os.read(fd, size)
         except BlockingIOError:  # woken for nothing
-            continue
+            poller.poll()
 
 
 def write_frame(fd: int, body: bytes) -> None:
@@ -218,9 +224,10 @@ def _add_pth_dirs(pth: str, site_dir: str) -> None:
             sys.path.append(path)
 
 
-def load_module(name: str, path: str, source: str | None = None) -> ModuleType:
-    """Execute a source file (or `source`, as if read from `path`) as module `name`;
-    tracebacks show `name.py` with its lines."""
+def load_module(name: str, path: str, source: str | None = None,
+                code: CodeType | None = None) -> ModuleType:
+    """Execute a source file (or `source`, as if read from `path`; or `code`, compiled from
+    `source`) as module `name`; tracebacks show `name.py` with its lines."""
     if source is None:
         with open(path, encoding="utf-8") as f:
             source = f.read()
@@ -229,8 +236,24 @@ def load_module(name: str, path: str, source: str | None = None) -> ModuleType:
     module = type(sys)(name)
     module.__file__ = path
     sys.modules[name] = module
-    exec(compile(source, filename, "exec"), module.__dict__)
+    exec(code or compile(source, filename, "exec"), module.__dict__)
     return module
+
+
+def warm_up(harness_path: str | None) -> None:
+    """While the sandbox waits for its program: compile the harness (kept for `load`), or
+    a small stand-in, so the program's own load does not pay for the compiler's first use
+    in this fresh process (about 1 ms of copied pages, benchmarks/sandbox.py). A harness
+    that cannot be read or compiled is left for `load` to report."""
+    try:
+        if harness_path is None:
+            exec(compile(_WARM_UP, "<warm-up>", "exec"), {})
+            return
+        with open(harness_path, encoding="utf-8") as f:
+            source = f.read()
+        _PRECOMPILED[harness_path] = (source, compile(source, "harness.py", "exec"))
+    except BaseException:  # load reads and compiles it again, and says why
+        pass
 
 
 def receive_program(req_fd: int, candidate_path: str) -> str | None:
@@ -252,7 +275,7 @@ def load(candidate_path: str, harness_path: str | None, source: str) -> dict[str
     try:
         load_module("candidate", candidate_path, source)
         if harness_path is not None:
-            load_module("harness", harness_path)
+            load_module("harness", harness_path, *_PRECOMPILED.pop(harness_path, ()))
     except BaseException as exc:
         return {"error": describe_exception(exc, "load")}
     return {"loaded": True}
@@ -400,6 +423,7 @@ def main(argv: list[str]) -> int:
         pass
     _thread.start_new_thread(_watch_parent, (req_fd,))
     os.set_blocking(req_fd, False)  # _read_some polls it before it waits
+    warm_up(harness_path)
     source = receive_program(req_fd, candidate_path)
     if source is None:
         return 0

@@ -10,7 +10,9 @@ calls are candidate.py's.
 
 `close` kills every process of the sandbox, reaps it and frees every resource; it never
 raises and never blocks past a bound: a failing step is kept in `cleanup_error` (which
-makes the evaluation invalid, see runner.py) and the others still run.
+makes the evaluation invalid, see runner.py) and the others still run. With
+`release_later`, the last two steps (removing the cgroup and the working directory) are
+left to the sweeper thread (sweeper.py), which logs a failure instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from adrs.sandbox.capture import STREAMS, Capture
 from adrs.sandbox.cgroups import SandboxCgroup
 from adrs.sandbox.cleanup import remove_tree
 from adrs.sandbox.isolation import CHILD_SCRIPT, PYTHON_FLAGS, Limits, environment, launch_plan
+from adrs.sandbox.sweeper import SWEEPER
 from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox
 
 PROGRAM_FILE = "candidate.py"  # in the working directory, written by the child
@@ -136,16 +139,30 @@ class SandboxProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_KILL_WAIT_S)
 
-    def close(self) -> None:
-        """Kill, keep the output tails, free the cgroup, remove the working directory."""
+    def close(self, release_later: bool = False) -> None:
+        """Kill, keep the output tails, free the cgroup, remove the working directory (the
+        last two in the sweeper's thread with `release_later`)."""
         if self._closed:
             return
         self._closed = True
-        for step in (self.kill, self._keep_tails, self._drop_cgroup, self._remove_workdir):
+        self._steps(self.kill, self._keep_tails)
+        if release_later:
+            SWEEPER.submit(self._release)
+        else:
+            self._release()
+
+    def _release(self) -> str | None:
+        """Free the cgroup, then remove the working directory: the first fault, or None."""
+        return self._steps(self._drop_cgroup, self._remove_workdir)
+
+    def _steps(self, *steps: Callable[[], None]) -> str | None:
+        """Run every step, keeping the first fault in `cleanup_error`; return it."""
+        for step in steps:
             try:
                 step()
             except Exception as exc:
                 self.cleanup_error = self.cleanup_error or f"{type(exc).__name__}: {exc}"
+        return self.cleanup_error
 
     def _keep_tails(self) -> None:
         if self._capture is not None:

@@ -32,6 +32,7 @@ from adrs.run.session import start_run
 from adrs.sandbox.candidate import Limits
 from adrs.sandbox.isolation import protections
 from adrs.sandbox.standby import STANDBY
+from adrs.sandbox.sweeper import SWEEPER
 from adrs.sandbox.zygote import ZYGOTE_CLIENT
 from adrs.store.database import RunStore
 
@@ -269,6 +270,7 @@ def no_leftovers(tmp_path_factory: pytest.TempPathFactory,
     shm = shm_segments()
     yield
     STANDBY.drain()
+    assert SWEEPER.flush()
     assert shm_segments() <= shm, "a SysV shared memory segment outlived its sandbox"
     assert list(scratch.iterdir()) == [], "a sandbox working directory was left behind"
 

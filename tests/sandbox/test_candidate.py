@@ -90,6 +90,26 @@ def test_harness_module_can_call_the_candidate(tmp_path: Path) -> None:
         assert candidate.call("harness.total", 4) == 14
 
 
+def test_a_harness_compiled_ahead_still_runs_after_the_candidate(tmp_path: Path) -> None:
+    """The standby compiles the harness before the program arrives; it is executed only
+    after the candidate loaded, with its own file name in tracebacks."""
+    harness = tmp_path / "harness.py"
+    harness.write_text("import candidate\nSEEN = candidate.MARK\ndef seen():\n    return SEEN\n"
+                       "def boom():\n    raise KeyError('in the harness')\n")
+    with Candidate("MARK = 'loaded first'\n", FAST, str(harness)) as candidate:
+        assert candidate.call("harness.seen") == "loaded first"
+        with pytest.raises(CandidateFault, match=r"(?s)KeyError.*harness\.py"):
+            candidate.call("harness.boom")
+
+
+def test_a_harness_that_does_not_compile_fails_the_load(tmp_path: Path) -> None:
+    harness = tmp_path / "harness.py"
+    harness.write_text("def broken(:\n")
+    with pytest.raises(CandidateFault, match="failed to load: SyntaxError"), \
+            Candidate("def f():\n    return 1\n", FAST, str(harness)):
+        pass
+
+
 def test_missing_function_is_a_fault() -> None:
     assert "defines no function 'g'" in fault_of("def f():\n    return 1\n", "g")
 
