@@ -61,7 +61,11 @@ def _load(name: str) -> ModuleType:
 
 child = _load("child")
 _load("lockdown")  # child.py finds it in sys.modules: no load per sandbox
-_load("seccomp")  # child.py likewise
+_seccomp = _load("seccomp")  # child.py likewise
+try:  # noqa: SIM105 (contextlib costs start-up time) the filter, built once for every fork
+    _seccomp.prepare()
+except OSError:  # no filter here: each sandbox's lockdown reports it, as on the Popen path
+    pass
 codec = child.codec
 _LIBC = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
 

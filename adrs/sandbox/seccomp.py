@@ -152,6 +152,36 @@ def filter_program(machine: str) -> bytes:
     return bytes(out)
 
 
+_prepared: list[tuple[object, object, object, bytes]] = []  # see prepare()
+
+
+def prepare() -> None:
+    """Build this machine's filter and the C functions that install it, once per process.
+    The zygote does it before it forks, so a sandbox only installs: building them (three
+    ctypes classes and the program) costs a fresh fork copied pages and type set-up.
+    Raises OSError where no filter can be built (see install)."""
+    if _prepared:
+        return
+    if sys.maxsize < 2**32:  # an i386 or x32 interpreter: its syscalls are another ABI
+        raise OSError("the seccomp filter needs a 64-bit interpreter")
+    program = filter_program(os.uname().machine)
+
+    class Char(_ctypes._SimpleCData):  # type: ignore[type-arg]  # not generic at run time
+        _type_ = "c"
+
+    class Function(_ctypes.CFuncPtr):  # returns int, keeps errno
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+
+    libc = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # NULL: this program
+    # The array owns a copy of the program for as long as it is kept here.
+    filters = (Char * len(program)).from_buffer_copy(program)
+    # struct sock_fprog {unsigned short len; (padding); struct sock_filter *filter}
+    fprog = ((len(program) // 8).to_bytes(2, sys.byteorder) + bytes(6)
+             + _ctypes.addressof(filters).to_bytes(8, sys.byteorder))
+    _prepared.append((Function(_ctypes.dlsym(libc, "prctl")),
+                      Function(_ctypes.dlsym(libc, "syscall")), filters, fprog))
+
+
 def install(machine: str | None = None) -> None:
     """Set no_new_privs and install the filter on every thread of this process, for good.
 
@@ -161,25 +191,10 @@ def install(machine: str | None = None) -> None:
     actual = os.uname().machine
     if machine is not None and machine != actual:
         raise OSError(f"the filter for {machine} would kill this {actual} process")
-    if sys.maxsize < 2**32:  # an i386 or x32 interpreter: its syscalls are another ABI
-        raise OSError("the seccomp filter needs a 64-bit interpreter")
-    program = filter_program(actual)
+    prepare()
+    prctl, syscall, _, fprog = _prepared[0]
     abi = _ABI[actual]
-
-    class Char(_ctypes._SimpleCData):  # type: ignore[type-arg]  # not generic at run time
-        _type_ = "c"
-
-    class Function(_ctypes.CFuncPtr):  # returns int, keeps errno
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-
-    libc = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # NULL: this program
-    prctl = Function(_ctypes.dlsym(libc, "prctl"))
-    syscall = Function(_ctypes.dlsym(libc, "syscall"))
-    # The array owns a copy of the program for as long as `filters` lives.
-    filters = (Char * len(program)).from_buffer_copy(program)
-    # struct sock_fprog {unsigned short len; (padding); struct sock_filter *filter}
-    fprog = ((len(program) // 8).to_bytes(2, sys.byteorder) + bytes(6)
-             + _ctypes.addressof(filters).to_bytes(8, sys.byteorder))
+    assert callable(prctl) and callable(syscall)
     _ctypes.set_errno(0)
     if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(_ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")

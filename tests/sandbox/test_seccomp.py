@@ -350,3 +350,20 @@ def test_other_abis_are_refused_on_x86_64() -> None:
     done = run(int80)
     assert done.returncode == -signal.SIGSYS, (done.returncode, done.stdout, done.stderr)
     assert done.stdout == ""
+
+
+@needs_kernel
+def test_a_fork_installs_the_filter_its_parent_prepared() -> None:
+    """The zygote's way: prepare once (not installed: the parent stays unfiltered), then
+    each fork installs what was prepared."""
+    check("""
+    seccomp.prepare()
+    seccomp.prepare()
+    assert len(seccomp._prepared) == 1 and status("Seccomp") == "0"
+    pid = os.fork()
+    if pid == 0:
+        seccomp.install()
+        os._exit(0 if status("Seccomp") == "2" and call("unshare", 0)[1] == errno.EPERM else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert status("Seccomp") == "0"
+    """, install=False)
