@@ -86,8 +86,10 @@ _pending = [b""]  # read from the request pipe, not yet taken
 # between tries) before it sleeps. An evaluator in lockstep with the program (a tick of a
 # simulation per call) sends its next request within tens of microseconds; catching it
 # awake saves waking this process from another CPU, which is slow on a VM (a trivial
-# call's round trip in benchmarks/sandbox.py fell from ~90 us to ~20 us).
-SPIN_S = 200e-6
+# call's round trip in benchmarks/sandbox.py fell from ~90 us to ~20 us). 50 us gives the
+# same round trip and toy evaluation as 200 us did, and when the trusted side is slow
+# (busy cores, a run's other work) spins a quarter as long for nothing.
+SPIN_S = 50e-6
 _pollers: dict[int, select.poll] = {}
 
 

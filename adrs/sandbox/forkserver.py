@@ -76,13 +76,14 @@ def _libc(name: str, *args: object) -> None:
 
 
 # ------------------------------------------------------------------------ in the sandbox
-def _enter_namespaces(network: bool) -> None:
+def _enter_namespaces(network: bool, mapper: tuple[int, int] | None) -> None:
     """unshare --user --map-root-user [--net] --ipc --pid --mount --cgroup, in this process.
 
-    As root, a helper left outside the new user namespace also maps CANDIDATE_ID (nobody)
-    to the host's nobody (a namespace cannot map a second id itself), so that lockdown.py
-    can drop the candidate to it: a candidate mapped to host root would own every
-    root-owned file it can see.
+    As root, the zygote, left outside the new user namespace, also maps CANDIDATE_ID
+    (nobody) to the host's nobody (a namespace cannot map a second id itself), so that
+    lockdown.py can drop the candidate to it: a candidate mapped to host root would own
+    every root-owned file it can see. `mapper` is the pair of pipes to ask it and read its
+    answer (`Mapper`); this costs no process of its own, where a helper fork did.
     """
     uid, gid = os.geteuid(), os.getegid()
     flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
@@ -91,27 +92,56 @@ def _enter_namespaces(network: bool) -> None:
         _unshare(flags)
         _write_maps("self", f"0 {uid} 1", f"0 {gid} 1", deny_setgroups=True)
         return
-    go_r, go_w = os.pipe()
-    helper = os.fork()
-    if helper == 0:
-        code = 1
-        try:
-            os.close(go_w)
-            if os.read(go_r, 1) == b"1":
-                ids = f"0 0 1\n{CANDIDATE_ID} {CANDIDATE_ID} 1"
-                _write_maps(str(os.getppid()), ids, ids, deny_setgroups=False)
-                code = 0
-        finally:
-            os._exit(code)
-    os.close(go_r)
+    if mapper is None:
+        raise OSError("as root, the user namespace's ids need the zygote to map them")
+    ask, answer = mapper
     try:
         _unshare(flags)
+        os.write(ask, b"1")
+        mapped = os.read(answer, 1) == b"1"
     finally:
-        os.write(go_w, b"1")
-        os.close(go_w)
-        _, status = os.waitpid(helper, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+        os.close(ask)
+        os.close(answer)
+    if not mapped:
         raise OSError("the user namespace's ids could not be mapped")
+
+
+class Mapper:
+    """The zygote's end of one namespace's id mapping (root only): the sandbox process
+    writes a byte once it has entered its user namespace; the zygote then writes the maps
+    of that process (`answer`) and replies b"1", or b"0" when it could not."""
+
+    def __init__(self) -> None:
+        self.ask_r, self.ask_w = os.pipe()
+        self.answer_r, self.answer_w = os.pipe()
+
+    def child_ends(self) -> tuple[int, int]:
+        """In the forked sandbox: its two ends (the zygote's are closed)."""
+        os.close(self.ask_r)
+        os.close(self.answer_w)
+        return self.ask_w, self.answer_r
+
+    def parent_ends(self) -> None:
+        """In the zygote, after the fork: drop the sandbox's ends."""
+        os.close(self.ask_w)
+        os.close(self.answer_r)
+
+    def answer(self, pid: int) -> None:
+        """Map the ids of `pid` if it asked (end of file: it died first), then close."""
+        try:
+            if os.read(self.ask_r, 1) == b"1":
+                ok = True
+                try:
+                    ids = f"0 0 1\n{CANDIDATE_ID} {CANDIDATE_ID} 1"
+                    _write_maps(str(pid), ids, ids, deny_setgroups=False)
+                except OSError:
+                    ok = False
+                os.write(self.answer_w, b"1" if ok else b"0")
+        except OSError:  # it died meanwhile
+            pass
+        finally:
+            os.close(self.ask_r)
+            os.close(self.answer_w)
 
 
 def _unshare(flags: int) -> None:
@@ -148,14 +178,19 @@ def _die_with(parent_alive_fd: int) -> None:
     os.close(parent_alive_fd)
 
 
-def _place_fds(fds: list[int]) -> None:
-    """stdin /dev/null, stdout, stderr, the two pipes at 3 and 4; nothing else open."""
+def _place_fds(fds: list[int], keep: tuple[int, ...] = ()) -> None:
+    """stdin /dev/null, stdout, stderr, the two pipes at 3 and 4; nothing else open but
+    `keep` (the mapper's ends, closed once the namespace is mapped)."""
     high = [os.dup(fd) if fd >= _FIRST_FREE_FD else _dup_high(fd) for fd in fds[:4]]
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     for target, fd in zip((1, 2, _REQ_FD, _REP_FD), high, strict=True):
         os.dup2(fd, target)  # dup2 clears close-on-exec: as Popen's pass_fds would
-    os.closerange(_FIRST_FREE_FD, os.sysconf("SC_OPEN_MAX"))
+    low = _FIRST_FREE_FD
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _dup_high(fd: int) -> int:
@@ -164,12 +199,13 @@ def _dup_high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD, _FIRST_FREE_FD)
 
 
-def _sandbox(request: dict[str, object], fds: list[int]) -> int:
+def _sandbox(request: dict[str, object], fds: list[int],
+             mapper: tuple[int, int] | None) -> int:
     """The forked sandbox process (what unshare was): returns the exit status."""
     os.setsid()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _place_fds(fds)
+    _place_fds(fds, mapper or ())
     env = request["env"]
     assert isinstance(env, dict)
     os.environ.clear()
@@ -182,7 +218,7 @@ def _sandbox(request: dict[str, object], fds: list[int]) -> int:
     for procs in cgroup:  # before the user namespace: see cgroups.py
         with open(str(procs), "w") as f:
             f.write("0")
-    _enter_namespaces(bool(request["network"]))
+    _enter_namespaces(bool(request["network"]), mapper)
     alive_r, alive_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -213,11 +249,12 @@ def _sandbox_init(request: dict[str, object]) -> int:
         child._flush_output()
 
 
-def _run_sandbox(request: dict[str, object], fds: list[int]) -> None:
+def _run_sandbox(request: dict[str, object], fds: list[int],
+                 mapper: tuple[int, int] | None) -> None:
     """Never returns: the sandbox's exit status, or 127 if setting it up failed."""
     code = 127
     try:
-        code = _sandbox(request, fds)
+        code = _sandbox(request, fds, mapper)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:  # report on the sandbox's stderr; the status says it
@@ -231,11 +268,12 @@ def _run_sandbox(request: dict[str, object], fds: list[int]) -> None:
 # ---------------------------------------------------------------------------- the zygote
 def _probe() -> bool:
     """Whether namespaces and /proc can be set up here (once, at start)."""
+    mapper = Mapper() if os.geteuid() == 0 else None
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            _enter_namespaces(False)
+            _enter_namespaces(False, None if mapper is None else mapper.child_ends())
             inner = os.fork()
             if inner == 0:
                 try:
@@ -246,6 +284,9 @@ def _probe() -> bool:
             code = os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1])
         finally:
             os._exit(code)
+    if mapper is not None:
+        mapper.parent_ends()
+        mapper.answer(pid)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
@@ -253,6 +294,8 @@ class Zygote:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.status_fds: dict[int, int] = {}
+        self.poller = select.poll()
+        self.mappers: dict[int, tuple[int, Mapper]] = {}  # ask pipe -> sandbox, mapper
 
     def spawn(self, message: bytes, fds: list[int]) -> None:
         try:
@@ -263,12 +306,17 @@ class Zygote:
             self._close(fds)
             self.sock.send(codec.encode({"error": str(exc)}))
             return
+        mapper = Mapper() if os.geteuid() == 0 else None
         pid = os.fork()
         if pid == 0:
             self.sock.detach()  # closed below; the object must not close a reused number
-            _run_sandbox(request, fds)
+            _run_sandbox(request, fds, None if mapper is None else mapper.child_ends())
         self.status_fds[pid] = fds[4]  # before any reaping: this loop is the only reaper
         self._close(fds[:4])
+        if mapper is not None:  # answered when it asks (serve)
+            mapper.parent_ends()
+            self.mappers[mapper.ask_r] = (pid, mapper)
+            self.poller.register(mapper.ask_r, select.POLLIN)
         pidfd = os.pidfd_open(pid)
         try:
             socket.send_fds(self.sock, [codec.encode({"pid": pid})], [pidfd])
@@ -301,11 +349,16 @@ class Zygote:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        poller = select.poll()
+        poller = self.poller
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(wake_r, select.POLLIN)
         while True:
             for fd, _ in poller.poll():
+                if fd in self.mappers:
+                    pid, mapper = self.mappers.pop(fd)
+                    poller.unregister(fd)
+                    mapper.answer(pid)
+                    continue
                 if fd == wake_r:
                     while True:
                         try:

@@ -120,3 +120,38 @@ def test_killing_the_sandbox_ends_its_namespace() -> None:
         while processes_in(workdir) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert processes_in(workdir) == []
+
+
+IDS = ("import os\ndef f():\n    with open('/proc/self/uid_map') as m:\n        ids = m.read()\n"
+       "    return [ids.split(), os.getuid(), len(os.listdir('/proc/self/fd')) - 1]\n")
+
+
+@needs_zygote
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root maps a second id (through the "
+                    "zygote); other users map themselves")
+def test_as_root_the_zygote_maps_root_and_nobody_without_a_helper() -> None:
+    """The zygote writes the maps once the sandbox has entered its user namespace: the
+    candidate runs as nobody, mapped to the host's nobody, and inherits none of the
+    mapping's pipes."""
+    with Candidate(IDS, FAST) as candidate:
+        uid_map, uid, fds = candidate.call("f")
+    assert uid_map == ["0", "0", "1", "65534", "65534", "1"]
+    assert uid == 65534
+    with Candidate(OPEN_FDS, FAST) as plain:
+        assert fds == plain.call("f")  # the same descriptors as ever: no pipe left open
+
+
+def test_a_sandbox_that_dies_before_asking_for_its_maps_leaves_nothing_open() -> None:
+    from adrs.sandbox import forkserver
+
+    mapper = forkserver.Mapper()
+    pid = os.fork()
+    if pid == 0:
+        mapper.child_ends()
+        os._exit(0)  # never asks
+    mapper.parent_ends()
+    os.waitpid(pid, 0)
+    mapper.answer(pid)  # end of file: no maps written, both ends closed, no exception
+    for fd in (mapper.ask_r, mapper.answer_w):
+        with pytest.raises(OSError):
+            os.fstat(fd)
