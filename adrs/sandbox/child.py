@@ -65,6 +65,7 @@ PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str ke
 _PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
 _SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
 _PRECOMPILED: dict[str, tuple[str, CodeType]] = {}  # harness path -> its source and code
+_SITE_PATHS: dict[str, list[str]] = {}  # site_paths(value), once per value
 _WARM_UP = ("def f(x, *a, **k):\n    for i in range(3):\n        x = [x, i, {'k': 1.5}]\n"
             "    return x\n")
 
@@ -200,18 +201,32 @@ def _site_dirs(value: str) -> list[str]:
 def add_site_dirs(value: str) -> None:
     """Make installed packages importable without running site (and its .pth imports).
 
-    Plain directory lines of .pth files are honoured; `import` lines are not executed.
-    """
-    for site_dir in filter(None, value.split(os.pathsep)):
-        if site_dir in sys.path or not os.path.isdir(site_dir):
-            continue
-        sys.path.append(site_dir)
-        for name in sorted(os.listdir(site_dir)):
-            if name.endswith(".pth"):
-                _add_pth_dirs(os.path.join(site_dir, name), site_dir)
+    Plain directory lines of .pth files are honoured; `import` lines are not executed. Only
+    directories that exist here count (after the lockdown: those left visible)."""
+    for path in site_paths(value):
+        if path not in sys.path and os.path.isdir(path):
+            sys.path.append(path)
 
 
-def _add_pth_dirs(pth: str, site_dir: str) -> None:
+def site_paths(value: str) -> list[str]:
+    """The directories `add_site_dirs` adds for `value`: each site directory, then the
+    directories its .pth files name. Found once per process and value: the zygote finds
+    them before it forks (listing site-packages and reading its .pth files cost each
+    sandbox about 0.3 ms)."""
+    paths = _SITE_PATHS.get(value)
+    if paths is None:
+        paths = _SITE_PATHS[value] = []
+        for site_dir in filter(None, value.split(os.pathsep)):
+            if site_dir in sys.path or site_dir in paths or not os.path.isdir(site_dir):
+                continue
+            paths.append(site_dir)
+            for name in sorted(os.listdir(site_dir)):
+                if name.endswith(".pth"):
+                    _add_pth_dirs(os.path.join(site_dir, name), site_dir, paths)
+    return paths
+
+
+def _add_pth_dirs(pth: str, site_dir: str, paths: list[str]) -> None:
     try:
         with open(pth, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -222,8 +237,8 @@ def _add_pth_dirs(pth: str, site_dir: str) -> None:
         if not line or line.startswith(("#", "import ", "import\t")):
             continue
         path = os.path.join(site_dir, line)
-        if os.path.isdir(path) and path not in sys.path:
-            sys.path.append(path)
+        if os.path.isdir(path) and path not in sys.path and path not in paths:
+            paths.append(path)
 
 
 def load_module(name: str, path: str, source: str | None = None,

@@ -60,6 +60,7 @@ def _load(name: str) -> ModuleType:
 
 
 child = _load("child")
+child.site_paths(os.environ.get(child.SITE_DIRS_VAR, ""))  # once, for every fork
 _load("lockdown")  # child.py finds it in sys.modules: no load per sandbox
 _seccomp = _load("seccomp")  # child.py likewise
 try:  # noqa: SIM105 (contextlib costs start-up time) the filter, built once for every fork

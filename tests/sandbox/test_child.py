@@ -1,0 +1,38 @@
+"""child.py's own helpers, in this process: what a sandbox puts on sys.path, found once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from adrs.sandbox import child
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    site_dir = tmp_path / "site-packages"
+    (site_dir / "pkg_src").mkdir(parents=True)
+    (site_dir / "a.pth").write_text("# a comment\npkg_src\nimport os; os._exit(3)\n"
+                                    "missing_dir\n\n")
+    (site_dir / "b.pth").write_text("pkg_src\n")  # named twice: listed once
+    return site_dir
+
+
+def test_site_paths_are_the_dirs_and_their_pth_dirs_once(site: Path) -> None:
+    value = os.pathsep.join([str(site), str(site), str(site.parent / "absent")])
+    paths = child.site_paths(value)
+    assert paths == [str(site), str(site / "pkg_src")]  # no import line run, nothing missing
+    assert child.site_paths(value) is paths  # found once per value
+
+
+def test_add_site_dirs_skips_what_does_not_exist_here(site: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    value = str(site)
+    child.site_paths(value)  # as the zygote does before the lockdown hides a directory
+    (site / "pkg_src").rmdir()
+    child.add_site_dirs(value)
+    assert str(site) in sys.path and str(site / "pkg_src") not in sys.path
