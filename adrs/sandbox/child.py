@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import _thread
 import errno
+import marshal
 import os
 import select
 import sys
@@ -32,6 +33,7 @@ import time
 TYPE_CHECKING = False  # not imported from typing, which costs milliseconds at start-up
 if TYPE_CHECKING:
     from types import CodeType, ModuleType
+_CODE_TYPE = type((lambda: 0).__code__)  # types.CodeType, without importing types
 
 
 def _load_sibling(name: str) -> ModuleType:
@@ -64,10 +66,9 @@ PLAIN_DATA = ("None, bool, int, float, str, bytes, list, tuple, dict with str ke
               "numeric numpy arrays")
 _PARENT_GONE = 70  # exit status when the trusted side disappeared mid-call
 _SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
-_PRECOMPILED: dict[str, tuple[str, CodeType]] = {}  # harness path -> its source and code
+# harness path -> (its file's mtime and size, source, code): see precompile
+_PRECOMPILED: dict[str, tuple[tuple[int, int], str, CodeType]] = {}
 _SITE_PATHS: dict[str, list[str]] = {}  # site_paths(value), once per value
-_WARM_UP = ("def f(x, *a, **k):\n    for i in range(3):\n        x = [x, i, {'k': 1.5}]\n"
-            "    return x\n")
 
 
 # ------------------------------------------------------------------------------ framing
@@ -257,25 +258,28 @@ def load_module(name: str, path: str, source: str | None = None,
     return module
 
 
-def warm_up(harness_path: str | None) -> None:
-    """While the sandbox waits for its program: compile the harness (kept for `load`), or
-    a small stand-in, so the program's own load does not pay for the compiler's first use
-    in this fresh process (about 1 ms of copied pages, benchmarks/sandbox.py). A harness
-    that cannot be read or compiled is left for `load` to report."""
+def precompile(harness_path: str) -> None:
+    """Compile the harness once per version of its file (kept for `load`). The zygote does
+    it before it forks, so a sandbox inherits the code and never compiles: the first
+    `compile` in a fresh fork costs 1-2 ms of copied pages (benchmarks/sandbox_cpu.py).
+    Elsewhere the sandbox does it while it waits for its program. A harness that cannot
+    be read or compiled is left for `load` to report."""
     try:
-        if harness_path is None:
-            exec(compile(_WARM_UP, "<warm-up>", "exec"), {})
+        stat = os.stat(harness_path)
+        version = (stat.st_mtime_ns, stat.st_size)
+        if harness_path in _PRECOMPILED and _PRECOMPILED[harness_path][0] == version:
             return
         with open(harness_path, encoding="utf-8") as f:
             source = f.read()
-        _PRECOMPILED[harness_path] = (source, compile(source, "harness.py", "exec"))
+        _PRECOMPILED[harness_path] = (version, source, compile(source, "harness.py", "exec"))
     except BaseException:  # load reads and compiles it again, and says why
-        pass
+        _PRECOMPILED.pop(harness_path, None)
 
 
-def receive_program(req_fd: int, candidate_path: str) -> str | None:
+def receive_program(req_fd: int, candidate_path: str) -> tuple[str, object] | None:
     """The program the trusted side sends first, written to `candidate_path` for programs
-    that read their own file; None at end of file (the standby was not needed)."""
+    that read their own file, with its code compiled by the trusted side (marshal data,
+    or None when it did not compile there); None at end of file (an unused standby)."""
     request = read_frame(req_fd)
     if not isinstance(request, dict) or not isinstance(request.get("source"), str):
         return None
@@ -285,14 +289,29 @@ def receive_program(req_fd: int, candidate_path: str) -> str | None:
             f.write(source)
     except OSError:  # larger than the output limit (RLIMIT_FSIZE): loaded from memory
         pass
-    return source
+    return source, request.get("code")
 
 
-def load(candidate_path: str, harness_path: str | None, source: str) -> dict[str, object]:
+def _code_of(source: str, marshalled: object) -> CodeType | None:
+    """The candidate's code as the trusted side compiled it (the same interpreter, flags
+    and file name as `load_module` would use), or None: `load_module` compiles it then."""
+    if not isinstance(marshalled, bytes):
+        return None
     try:
-        load_module("candidate", candidate_path, source)
+        code = marshal.loads(marshalled)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, _CODE_TYPE) else None
+
+
+def load(candidate_path: str, harness_path: str | None, source: str,
+         marshalled: object = None) -> dict[str, object]:
+    try:
+        load_module("candidate", candidate_path, source, _code_of(source, marshalled))
         if harness_path is not None:
-            load_module("harness", harness_path, *_PRECOMPILED.pop(harness_path, ()))
+            precompile(harness_path)  # a stat; compiles only if the file changed meanwhile
+            pre = _PRECOMPILED.get(harness_path)
+            load_module("harness", harness_path, *(pre[1:] if pre else ()))
     except BaseException as exc:
         return {"error": describe_exception(exc, "load")}
     return {"loaded": True}
@@ -440,11 +459,12 @@ def main(argv: list[str]) -> int:
         pass
     _thread.start_new_thread(_watch_parent, (req_fd,))
     os.set_blocking(req_fd, False)  # _read_some polls it before it waits
-    warm_up(harness_path)
-    source = receive_program(req_fd, candidate_path)
-    if source is None:
+    if harness_path is not None:
+        precompile(harness_path)
+    program = receive_program(req_fd, candidate_path)
+    if program is None:
         return 0
-    report = load(candidate_path, harness_path, source)
+    report = load(candidate_path, harness_path, *program)
     _flush_output()
     write_frame(rep_fd, encode_reply(report))
     if "loaded" in report:

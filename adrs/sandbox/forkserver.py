@@ -307,6 +307,8 @@ class Zygote:
             self._close(fds)
             self.sock.send(codec.encode({"error": str(exc)}))
             return
+        if isinstance(request.get("harness"), str):  # compiled here, once: see child.py
+            child.precompile(request["harness"])
         mapper = Mapper() if os.geteuid() == 0 else None
         pid = os.fork()
         if pid == 0:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, protections, sibling
+from adrs.sandbox.candidate import Candidate, CandidateFault, Limits, compiled, protections, sibling
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,6 +108,37 @@ def test_a_harness_that_does_not_compile_fails_the_load(tmp_path: Path) -> None:
     with pytest.raises(CandidateFault, match="failed to load: SyntaxError"), \
             Candidate("def f():\n    return 1\n", FAST, str(harness)):
         pass
+
+
+def test_a_program_compiled_by_the_trusted_side_runs_as_if_compiled_in_the_sandbox() -> None:
+    """Same file name and lines in tracebacks, annotations left unevaluated (child.py's
+    `annotations` future), asserts kept (no -O)."""
+    source = ("def f(x: NotDefinedAnywhere) -> int:\n    assert x > 0, 'positive'\n"
+              "    return x\n")
+    assert compiled(source) is not None
+    with Candidate(source, FAST) as candidate:
+        assert candidate.call("f", 2) == 2
+        with pytest.raises(CandidateFault, match=r'(?s)AssertionError: positive.*'
+                                                 r'File "candidate.py", line 2'):
+            candidate.call("f", -1)
+
+
+def test_a_program_that_does_not_compile_is_reported_by_the_sandbox() -> None:
+    source = "def f(:\n    return 1\n"
+    assert compiled(source) is None
+    with pytest.raises(CandidateFault, match=r"failed to load: SyntaxError.*line 1"), \
+            Candidate(source, FAST):
+        pass
+
+
+def test_the_harness_is_compiled_again_when_its_file_changes(tmp_path: Path) -> None:
+    harness = tmp_path / "harness.py"
+    harness.write_text("def version():\n    return 1\n")
+    with Candidate("X = 0\n", FAST, str(harness)) as candidate:
+        assert candidate.call("harness.version") == 1
+    harness.write_text("def version():\n    return 22\n")  # another size: a new version
+    with Candidate("X = 0\n", FAST, str(harness)) as candidate:
+        assert candidate.call("harness.version") == 22
 
 
 def test_missing_function_is_a_fault() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
 from pathlib import Path
@@ -36,3 +37,22 @@ def test_add_site_dirs_skips_what_does_not_exist_here(site: Path,
     (site / "pkg_src").rmdir()
     child.add_site_dirs(value)
     assert str(site) in sys.path and str(site / "pkg_src") not in sys.path
+
+
+def test_code_from_the_trusted_side_is_used_only_when_it_is_code() -> None:
+    code = compile("X = 1\n", "candidate.py", "exec")
+    assert child._code_of("X = 1\n", marshal.dumps(code)) == code
+    for bad in (b"garbage", marshal.dumps(42), None, "text", b""):
+        assert child._code_of("X = 1\n", bad) is None  # compiled from the source then
+
+
+def test_precompile_keeps_one_version_and_drops_an_unreadable_harness(tmp_path: Path) -> None:
+    harness = tmp_path / "harness.py"
+    harness.write_text("A = 1\n")
+    child.precompile(str(harness))
+    first = child._PRECOMPILED[str(harness)]
+    child.precompile(str(harness))
+    assert child._PRECOMPILED[str(harness)] is first  # same version: not compiled again
+    harness.write_text("def broken(:\n")
+    child.precompile(str(harness))
+    assert str(harness) not in child._PRECOMPILED  # load compiles it and reports why
