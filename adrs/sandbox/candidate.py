@@ -173,7 +173,7 @@ class Candidate:
             raise CandidateFault(str(self.fault))
         if self._channel is None:
             raise RuntimeError("the candidate is not running: use it inside a with block")
-        request = codec.encode({"fn": name, "args": list(args)})
+        request = codec.encode_call(name, list(args))
         if len(request) > codec.MAX_REQUEST_BYTES:
             raise codec.CodecError(f"the arguments of {name}() exceed "
                                    f"{codec.MAX_REQUEST_BYTES} bytes once encoded")

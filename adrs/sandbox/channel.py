@@ -62,7 +62,7 @@ class Channel:
     def receive(self, deadline: float, limit: int) -> object:
         """Read and decode one frame of at most `limit` bytes; Timeout, Gone or CodecError."""
         size = codec.frame_length(self._read(codec.FRAME_HEADER.size, deadline), limit)
-        return codec.decode(self._read(size, deadline), deadline=deadline)
+        return codec.decode_reply(self._read(size, deadline), deadline=deadline)
 
     def _wait_ready(self, poller: select.poll, deadline: float) -> None:
         while True:

@@ -80,7 +80,7 @@ def read_frame(fd: int) -> object | None:
     body = _read_exact(fd, codec.frame_length(header, codec.MAX_REQUEST_BYTES))
     if body is None:
         return None
-    return codec.decode(body, max_items=sys.maxsize)  # from the trusted side
+    return codec.decode_call(body, max_items=sys.maxsize)  # from the trusted side
 
 
 _pending = [b""]  # read from the request pipe, not yet taken
@@ -348,7 +348,7 @@ def handle(request: object) -> dict[str, object]:
 def encode_reply(reply: dict[str, object]) -> bytes:
     """The encoded reply; a return value that is not plain data becomes an error reply."""
     try:
-        return codec.encode(reply)
+        return codec.encode_ok(reply["ok"]) if "ok" in reply else codec.encode(reply)
     except codec.CodecError as exc:
         return codec.encode(_plain_error(
             "unencodable", f"returned a value that is not plain data ({exc}); "

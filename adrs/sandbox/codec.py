@@ -101,9 +101,15 @@ def decode(data: bytes | bytearray | memoryview, *, max_items: int = DEFAULT_MAX
     thousand values).
     """
     reader = _Reader(memoryview(data).cast("B"), max_items, deadline)
+    return _read_all(reader, 1, 0)
+
+
+def _read_all(reader: _Reader, counted: int, depth: int) -> object:
+    """The value at the reader's position, `counted` values reserved for it (and what
+    holds it), up to the end of the data; every failure a CodecError."""
     try:
-        reader.reserve(1)  # the value itself
-        value = reader.value(0)
+        reader.reserve(counted)
+        value = reader.value(depth)
     except (struct.error, UnicodeDecodeError, ValueError, TypeError, IndexError,
             OverflowError, RecursionError, MemoryError) as exc:
         if isinstance(exc, CodecError):
@@ -112,6 +118,69 @@ def decode(data: bytes | bytearray | memoryview, *, max_items: int = DEFAULT_MAX
     if reader.pos != reader.end:
         raise CodecError(f"{reader.end - reader.pos} trailing bytes after the value")
     return value
+
+
+# The usual messages of a call, {"fn": name, "args": [...]} and {"ok": value}, encoded
+# and decoded with their fixed part made once: a lockstep evaluator sends thousands of
+# them, and the generic path spends most of its time on that part. Same bytes, same
+# values, same limits as `encode` and `decode`.
+_CALL_HEADS: dict[str, bytes] = {}
+_MAX_CALL_HEADS = 256
+
+
+def encode_call(name: str, args: list[Any]) -> bytes:
+    """`encode({"fn": name, "args": args})`, byte for byte."""
+    head = _CALL_HEADS.get(name)
+    if head is None:
+        if len(_CALL_HEADS) >= _MAX_CALL_HEADS:
+            _CALL_HEADS.clear()
+        head = _CALL_HEADS[name] = encode({"fn": name, "args": []})[:-_EMPTY_LIST_SIZE]
+    out: list[bytes | memoryview] = [head]
+    try:
+        _encode_sequence(args, out, 1)
+    except RecursionError:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels") from None
+    return b"".join(out)
+
+
+def encode_ok(value: object) -> bytes:
+    """`encode({"ok": value})`, byte for byte."""
+    out: list[bytes | memoryview] = [_OK_HEAD]
+    try:
+        _encode(value, out, 1)
+    except RecursionError:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels") from None
+    return b"".join(out)
+
+
+def decode_reply(data: bytes | bytearray | memoryview, *,
+                 max_items: int = DEFAULT_MAX_ITEMS, deadline: float | None = None) -> object:
+    """`decode(data, ...)`, with a shortcut for {"ok": value}: the same result, limits and
+    errors (the dict and its key count as the two values they are)."""
+    view = memoryview(data).cast("B")
+    if view[:len(_OK_HEAD)] != _OK_HEAD:
+        return decode(view, max_items=max_items, deadline=deadline)
+    reader = _Reader(view, max_items, deadline)
+    reader.pos = len(_OK_HEAD)
+    return {"ok": _read_all(reader, 3, 1)}
+
+
+def decode_call(data: bytes | bytearray | memoryview, *,
+                max_items: int = DEFAULT_MAX_ITEMS) -> object:
+    """`decode(data, max_items=...)`, with a shortcut for {"fn": name, "args": value} as
+    `encode_call` makes it (an ASCII name, "fn" first): the same result and limits."""
+    view = memoryview(data).cast("B")
+    start = len(_CALL_START)
+    if view[:start] != _CALL_START or len(view) < start + 4:
+        return decode(view, max_items=max_items)
+    name_end = start + 4 + int.from_bytes(view[start:start + 4], "little")
+    args_start = name_end + len(_ARGS_KEY)
+    name = bytes(view[start + 4:name_end])
+    if view[name_end:args_start] != _ARGS_KEY or not name.isascii():
+        return decode(view, max_items=max_items)
+    reader = _Reader(view, max_items, None)
+    reader.pos = args_start
+    return {"fn": name.decode("ascii"), "args": _read_all(reader, 5, 1)}
 
 
 def frame_header(length: int) -> bytes:
@@ -450,3 +519,9 @@ def _reader_table() -> tuple[Any, ...]:
 
 
 _READERS = _reader_table()
+
+
+_EMPTY_LIST_SIZE = len(encode([]))
+_OK_HEAD = encode({"ok": None})[:-len(_NONE)]
+_CALL_START = encode({"fn": "", "args": None})[:len(_DICT) + 4 + 4 + len(b"fn") + len(_STR)]
+_ARGS_KEY = encode({"args": None})[5:-len(_NONE)]  # the key "args", after the dict's head

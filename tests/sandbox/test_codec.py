@@ -8,6 +8,7 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,11 @@ from adrs.sandbox.codec import (
     MAX_FRAME_BYTES,
     CodecError,
     decode,
+    decode_call,
+    decode_reply,
     encode,
+    encode_call,
+    encode_ok,
     frame_header,
     frame_length,
 )
@@ -400,3 +405,44 @@ def test_text_widened_by_one_wide_char_is_refused_before_it_is_built() -> None:
     with pytest.raises(CodecError, match="beyond its encoded size"):
         decode(encode([short] * 200))
     assert decode(encode([short] * 50)) == [short] * 50
+
+
+# --------------------------------------------------------------- the call shortcuts
+def outcome(decoder: Callable[..., object], data: bytes, max_items: int) -> tuple[Any, ...]:
+    """What a decoder gives: its value, or the fact that it refused (CodecError)."""
+    try:
+        return ("value", decoder(data, max_items=max_items))
+    except CodecError:
+        return ("refused",)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=12), plain)
+def test_call_and_ok_shortcuts_encode_the_same_bytes(name: str, value: object) -> None:
+    assert encode_call(name, [value, 1]) == encode({"fn": name, "args": [value, 1]})
+    assert encode_ok(value) == encode({"ok": value})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=12), plain, st.integers(1, 40))
+def test_call_and_reply_shortcuts_decode_as_decode_does(name: str, value: object,
+                                                        max_items: int) -> None:
+    """Whole, cut short anywhere, or over an item cap: the same value or the same refusal."""
+    for data in (encode({"fn": name, "args": [value]}), encode({"ok": value}),
+                 encode({"error": {"kind": "x"}})):
+        for cut in {len(data), len(data) - 1, len(data) // 2, 13, 3}:
+            piece = data[:max(cut, 0)]
+            expected = outcome(decode, piece, max_items)
+            for shortcut in (decode_call, decode_reply):
+                got = outcome(shortcut, piece, max_items)
+                assert got[0] == expected[0]
+                assert got[0] == "refused" or same(got[1], expected[1])
+
+
+def test_shortcuts_refuse_trailing_bytes_and_keep_the_deadline() -> None:
+    with pytest.raises(CodecError, match="trailing"):
+        decode_reply(encode({"ok": 1}) + b"N")
+    with pytest.raises(CodecError, match="trailing"):
+        decode_call(encode({"fn": "f", "args": []}) + b"N")
+    with pytest.raises(CodecError, match="deadline"):
+        decode_reply(encode({"ok": [1, 2]}), deadline=time.monotonic() - 1)
