@@ -193,8 +193,8 @@ def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
     The pre-exec function is a fallback only: it is not safe in a threaded parent.
     """
     _precompile()
-    prefix = list(_namespace_prefix(shutil.which("unshare"), limits.network))
-    prlimit = shutil.which("prlimit")
+    prefix = list(_namespace_prefix(_which("unshare"), limits.network))
+    prlimit = _which("prlimit")
     # Root ignores RLIMIT_NPROC; outside a user namespace it would count all our processes.
     count = bool(prefix) and prlimit is not None and os.geteuid() != 0
     values = _rlimits(limits, count)
@@ -208,6 +208,17 @@ def launch_plan(limits: Limits, argv: list[str]) -> LaunchPlan:
     flags = [f"--{_PRLIMIT_NAMES[key]}={value}" for key, value in values.items()]
     return LaunchPlan([*prefix, prlimit, *flags, "--", *argv], None, bool(prefix), lockdown,
                       fork_rlimits)
+
+
+def _which(name: str) -> str | None:
+    """shutil.which, looked up once per PATH: a launch asks for two tools, and a search
+    of PATH is a dozen stat calls."""
+    return _which_on(name, os.environ.get("PATH"))
+
+
+@functools.lru_cache(maxsize=16)
+def _which_on(name: str, path: str | None) -> str | None:
+    return shutil.which(name, path=path)
 
 
 @functools.cache
@@ -250,10 +261,10 @@ def protections(network: bool = False) -> dict[str, bool]:
 
 def protection_report(network: bool = False) -> list[Protection]:
     """Every protection, active or missing, with the reason (for `adrs doctor`)."""
-    prefix = _namespace_prefix(shutil.which("unshare"), network)
+    prefix = _namespace_prefix(_which("unshare"), network)
     lockdown = _lockdown_works(prefix)
     zygote = "--user" in prefix and lockdown and _zygote_works()
-    prlimit = shutil.which("prlimit") is not None and not zygote
+    prlimit = _which("prlimit") is not None and not zygote
     root = os.geteuid() == 0
     userns = "--user" in prefix
     no_lock = "needs a user namespace and mount_setattr (Linux >= 5.12)"
