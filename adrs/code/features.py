@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import ast
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from adrs.code.program import evolve_blocks
+from adrs.code.syntax import parse
 from adrs.errors import AdrsError
 from adrs.types import MetricValue, Program
 
@@ -138,12 +138,8 @@ def complexity(code: str) -> float:
     Decision points: if/elif, for, while, except handlers, ternaries, match cases, each
     extra operand of ``and``/``or``, and each ``if`` of a comprehension.
     """
-    try:
-        # Candidate code may hold invalid escapes and the like: its warnings are not ours.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse(code)
+    if tree is None:
         return 0.0
     count = 1
     for node in ast.walk(tree):

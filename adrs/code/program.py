@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adrs.code.syntax import parse
 from adrs.errors import ProgramError
 
 START_MARKER = "# EVOLVE-BLOCK-START"
@@ -142,13 +142,12 @@ def normalise(code: str) -> str:
     Code that parses is unparsed from its AST (comments and layout vanish, docstrings stay).
     Code that does not parse loses its comment-only lines, trailing whitespace and blank lines.
     """
+    tree = parse(code)
+    if tree is None:
+        return _strip_layout(code)
     try:
-        # Candidates may hold invalid escapes and the like: their warnings are not ours.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.unparse(ast.parse(code))
-    # Deeply nested or null-byte input fails with these rather than SyntaxError.
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ast.unparse(tree)
+    except RecursionError:  # deeply nested: the parser took it, the unparser does not
         return _strip_layout(code)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import ast
 import functools
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from adrs.code.syntax import parse
 
 # Programs are immutable and a prompt (and the next ones) lists the same few codes again
 # and again: parses are kept per code text, for the codes seen recently (in a 2,000
@@ -56,12 +57,10 @@ def definitions(code: str) -> list[Definition] | None:
 def _parsed(code: str) -> tuple[tuple[Definition, ...], tuple[str, ...]] | None:
     """`code`'s definitions and lines (each computed once per code text); None when it
     does not parse."""
-    try:
-        with warnings.catch_warnings():  # candidates may hold invalid escapes
-            warnings.simplefilter("ignore")
-            body = ast.parse(code).body
-    except (SyntaxError, ValueError):
+    tree = parse(code)
+    if tree is None:
         return None
+    body = tree.body
     lines = code.split("\n")
     found: list[Definition] = []
     for node in body:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from adrs.code.edits import apply_edit
+from adrs.code.syntax import parse
 from adrs.config.run_config import LLMConfig
 from adrs.engine.mutator import Proposal, ProposalContext
 from adrs.engine.prompts import PromptRenderer
@@ -137,10 +138,11 @@ class ProposalError(EditError):
 
 def _check_syntax(code: str) -> None:
     """Reject code that does not compile before it costs an evaluation; the LLM repairs it."""
+    tree = parse(code)  # parsed once for every reader of the new program (syntax.py)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(code, "<candidate>", "exec")
+            compile(code if tree is None else tree, "<candidate>", "exec")
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         where = f" at line {line}" if line else ""
