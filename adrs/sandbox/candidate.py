@@ -43,6 +43,14 @@ __all__ = ["Candidate", "CandidateFault", "Limits", "protections", "sibling"]
 
 _ANNOTATIONS = __future__.annotations.compiler_flag
 _NAME_RE = re.compile(r"(?:harness\.)?[A-Za-z_][A-Za-z0-9_]*")
+_CHECKED_NAMES: set[str] = set()  # names that matched _NAME_RE (a lockstep evaluator
+_MAX_CHECKED_NAMES = 1024  # calls the same few thousands of times)
+_LOADING = "loading the program"
+
+
+def _what(name: str) -> str:
+    """What a message was about, in words: "f()", or "loading the program"."""
+    return name if name == _LOADING else f"{name}()"
 
 
 class CandidateFault(Exception):
@@ -138,8 +146,8 @@ class Candidate:
             program = {"source": self.source, "code": compiled(self.source)}
             self.process = STANDBY.take(self.limits, self.harness)
             self._channel = Channel(self.process.req, self.process.rep, self.process.alive)
-            self._send(codec.encode(program), "loading the program", None)
-            self._check_load(self._receive("loading the program", None))
+            self._send(codec.encode(program), _LOADING, None)
+            self._check_load(self._receive(_LOADING, None))
         except BaseException:
             self.close()
             raise
@@ -167,8 +175,11 @@ class Candidate:
         CodecError here is a bug of the caller (bad name, arguments that are not plain
         data) and leaves the handle alive.
         """
-        if not _NAME_RE.fullmatch(name):
-            raise ValueError(f"not a function name: {name!r}")
+        if name not in _CHECKED_NAMES:
+            if not _NAME_RE.fullmatch(name):
+                raise ValueError(f"not a function name: {name!r}")
+            if len(_CHECKED_NAMES) < _MAX_CHECKED_NAMES:
+                _CHECKED_NAMES.add(name)
         if self.fault is not None:
             raise CandidateFault(str(self.fault))
         if self._channel is None:
@@ -177,11 +188,11 @@ class Candidate:
         if len(request) > codec.MAX_REQUEST_BYTES:
             raise codec.CodecError(f"the arguments of {name}() exceed "
                                    f"{codec.MAX_REQUEST_BYTES} bytes once encoded")
-        what = f"{name}()"
-        self._send(request, what, timeout_s)
-        reply = self._receive(what, timeout_s)
-        if isinstance(reply, dict) and len(reply) == 1 and "ok" in reply:
+        self._send(request, name, timeout_s)
+        reply = self._receive(name, timeout_s)
+        if type(reply) is dict and len(reply) == 1 and "ok" in reply:
             return reply["ok"]
+        what = f"{name}()"
         error = _valid_error(reply.get("error") if isinstance(reply, dict) else None)
         if error is None:
             raise self._fail(f"{what} sent a malformed reply")
@@ -194,34 +205,44 @@ class Candidate:
         self.process.kill()
         return self.fault
 
-    def _call_deadline(self, timeout_s: float | None) -> tuple[float, str]:
-        now = time.monotonic()
-        if timeout_s is not None and now + timeout_s < self._deadline:
-            return now + timeout_s, f"timed out after {timeout_s:.1f} s"
-        return self._deadline, ("timed out: the evaluation used up its time limit of "
-                                f"{self.limits.timeout_s:.1f} s")
+    def _call_deadline(self, timeout_s: float | None) -> float:
+        if timeout_s is None:
+            return self._deadline
+        return min(time.monotonic() + timeout_s, self._deadline)
 
-    def _send(self, request: bytes, what: str, timeout_s: float | None) -> None:
-        deadline, timeout_text = self._call_deadline(timeout_s)
+    def _timed_out(self, what: str, timeout_s: float | None, deadline: float) -> str:
+        """The fault of a call that waited until `deadline` (made only then)."""
+        if timeout_s is not None and deadline < self._deadline:
+            return f"{what} timed out after {timeout_s:.1f} s"
+        return (f"{what} timed out: the evaluation used up its time limit of "
+                f"{self.limits.timeout_s:.1f} s")
+
+    def _send(self, request: bytes, name: str, timeout_s: float | None) -> None:
+        """Send a request (`name` is what it calls: "loading the program" for the program);
+        a timeout or a dead child is the candidate's fault."""
+        deadline = self._call_deadline(timeout_s)
         assert self._channel is not None
         try:
             self._channel.send(request, deadline)
         except Timeout:
-            raise self._fail(f"{what} {timeout_text}") from None
+            raise self._fail(self._timed_out(_what(name), timeout_s, deadline)) from None
         except Gone:
-            raise self._fail(f"the program {self.process.exit_text()} during {what}") from None
+            raise self._fail(f"the program {self.process.exit_text()} during "
+                             f"{_what(name)}") from None
 
-    def _receive(self, what: str, timeout_s: float | None) -> object:
-        deadline, timeout_text = self._call_deadline(timeout_s)
+    def _receive(self, name: str, timeout_s: float | None) -> object:
+        deadline = self._call_deadline(timeout_s)
         assert self._channel is not None
         try:
             return self._channel.receive(deadline, self.limits.reply_mb << 20)
         except Timeout:
-            raise self._fail(f"{what} {timeout_text}") from None
+            raise self._fail(self._timed_out(_what(name), timeout_s, deadline)) from None
         except Gone:
-            raise self._fail(f"the program {self.process.exit_text()} during {what}") from None
+            raise self._fail(f"the program {self.process.exit_text()} during "
+                             f"{_what(name)}") from None
         except codec.CodecError as exc:
-            raise self._fail(f"{what} sent a reply that cannot be decoded: {exc}") from None
+            raise self._fail(f"{_what(name)} sent a reply that cannot be decoded: "
+                             f"{exc}") from None
 
     # ------------------------------------------------------------------------------ output
     def stderr_tail(self, n_chars: int = 2000) -> str:
