@@ -92,6 +92,15 @@ def _error_message(error: dict[str, Any], what: str, limits: Limits) -> str:
     return text
 
 
+def _timeout_text(what: str, timeout_s: float | None, call_limit: bool,
+                  limits: Limits) -> str:
+    """The fault of a call that waited until its deadline: the call's own `timeout_s`
+    (`call_limit`) or the evaluation's budget. Made only on a timeout."""
+    if call_limit and timeout_s is not None:
+        return f"{what} timed out after {timeout_s:.1f} s"
+    return f"{what} timed out: the evaluation used up its time limit of {limits.timeout_s:.1f} s"
+
+
 def _valid_error(error: object) -> dict[str, Any] | None:
     keys = ("kind", "type", "message", "traceback")
     if isinstance(error, dict) and all(isinstance(error.get(k), str) for k in keys):
@@ -210,13 +219,6 @@ class Candidate:
             return self._deadline
         return min(time.monotonic() + timeout_s, self._deadline)
 
-    def _timed_out(self, what: str, timeout_s: float | None, deadline: float) -> str:
-        """The fault of a call that waited until `deadline` (made only then)."""
-        if timeout_s is not None and deadline < self._deadline:
-            return f"{what} timed out after {timeout_s:.1f} s"
-        return (f"{what} timed out: the evaluation used up its time limit of "
-                f"{self.limits.timeout_s:.1f} s")
-
     def _send(self, request: bytes, name: str, timeout_s: float | None) -> None:
         """Send a request (`name` is what it calls: "loading the program" for the program);
         a timeout or a dead child is the candidate's fault."""
@@ -225,7 +227,8 @@ class Candidate:
         try:
             self._channel.send(request, deadline)
         except Timeout:
-            raise self._fail(self._timed_out(_what(name), timeout_s, deadline)) from None
+            raise self._fail(_timeout_text(_what(name), timeout_s, deadline < self._deadline,
+                                             self.limits)) from None
         except Gone:
             raise self._fail(f"the program {self.process.exit_text()} during "
                              f"{_what(name)}") from None
@@ -236,7 +239,8 @@ class Candidate:
         try:
             return self._channel.receive(deadline, self.limits.reply_mb << 20)
         except Timeout:
-            raise self._fail(self._timed_out(_what(name), timeout_s, deadline)) from None
+            raise self._fail(_timeout_text(_what(name), timeout_s, deadline < self._deadline,
+                                             self.limits)) from None
         except Gone:
             raise self._fail(f"the program {self.process.exit_text()} during "
                              f"{_what(name)}") from None
