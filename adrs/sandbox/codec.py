@@ -83,9 +83,14 @@ class CodecError(ValueError):
 
 def encode(obj: object) -> bytes:
     """Encode plain data; raise CodecError naming the first unsupported type met."""
-    out: list[bytes | memoryview] = []
+    return _encoded(b"", obj, 0)
+
+
+def _encoded(head: bytes, obj: object, depth: int) -> bytes:
+    """`head` followed by `obj` encoded at nesting `depth`."""
+    out: list[bytes | memoryview] = [head]
     try:
-        _encode(obj, out, 0)
+        _encode(obj, out, depth)
     except RecursionError:
         raise CodecError(f"nesting deeper than {MAX_DEPTH} levels") from None
     return b"".join(out)
@@ -135,22 +140,12 @@ def encode_call(name: str, args: list[Any]) -> bytes:
         if len(_CALL_HEADS) >= _MAX_CALL_HEADS:
             _CALL_HEADS.clear()
         head = _CALL_HEADS[name] = encode({"fn": name, "args": []})[:-_EMPTY_LIST_SIZE]
-    out: list[bytes | memoryview] = [head]
-    try:
-        _encode_sequence(args, out, 1)
-    except RecursionError:
-        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels") from None
-    return b"".join(out)
+    return _encoded(head, args, 1)
 
 
 def encode_ok(value: object) -> bytes:
     """`encode({"ok": value})`, byte for byte."""
-    out: list[bytes | memoryview] = [_OK_HEAD]
-    try:
-        _encode(value, out, 1)
-    except RecursionError:
-        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels") from None
-    return b"".join(out)
+    return _encoded(_OK_HEAD, value, 1)
 
 
 def decode_reply(data: bytes | bytearray | memoryview, *,
