@@ -21,7 +21,10 @@ namespace):
         [--openevolve openevolve==0.4.0]
 Install OpenEvolve first, outside the namespace, if the namespace has no network:
     .venv/bin/python benchmarks/openevolve_side_by_side.py --install-only
-Prints each run's wall time and calls, the medians, and the ratio adrs / OpenEvolve.
+Prints each run's wall time, the machine's CPU time while it ran (busy time of all cores
+from /proc/stat: the system's every process and the kernel's work for them, and the
+scripted server, which serves both alike), its LLM calls, the medians, and the ratio
+adrs / OpenEvolve.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loopback import serve
+from sandbox_cpu import busy_s
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,18 +109,19 @@ def install(venv: Path, requirement: str) -> Path:
     return runner
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds of `command`, and CPU seconds the machine was busy meanwhile."""
+    busy, start = busy_s(), time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, busy_s() - busy
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SystemExit(f"{command[0]} failed (exit {done.returncode}):\n" + "\n".join(tail))
-    return wall
+    return wall, cpu
 
 
 def run_openevolve(runner: Path, work: Path, calls: int, seed: int,
-                   delay_s: float) -> tuple[float, int]:
+                   delay_s: float) -> tuple[tuple[float, float], int]:
     (work / "initial_program.py").write_text(
         (ROOT / "problems" / "toy" / "initial_program.py").read_text())
     (work / "evaluator.py").write_text(OE_EVALUATOR % {"toy": str(ROOT / "evaluators" /
@@ -124,19 +129,20 @@ def run_openevolve(runner: Path, work: Path, calls: int, seed: int,
     with serve(delay_s) as server:
         (work / "oe.yaml").write_text(OE_CONFIG.format(calls=calls, seed=seed,
                                                        url=server.url))
-        wall = timed([str(runner), "initial_program.py", "evaluator.py", "--config",
+        times = timed([str(runner), "initial_program.py", "evaluator.py", "--config",
                       "oe.yaml", "--iterations", str(calls), "--output", "out"], work,
                      {**os.environ, "OPENAI_API_KEY": "sk-bench"})
-    return wall, server.calls
+    return times, server.calls
 
 
-def run_adrs(work: Path, calls: int, seed: int, delay_s: float) -> tuple[float, int]:
+def run_adrs(work: Path, calls: int, seed: int,
+             delay_s: float) -> tuple[tuple[float, float], int]:
     with serve(delay_s) as server:
         (work / "adrs.yaml").write_text(ADRS_CONFIG.format(seed=seed, candidates=calls + 1,
                                                            url=server.url))
-        wall = timed([sys.executable, "-m", "adrs", "run", "toy", "-c", "adrs.yaml",
+        times = timed([sys.executable, "-m", "adrs", "run", "toy", "-c", "adrs.yaml",
                       "--run-dir", "run"], work, {**os.environ, "ADRS_BENCH_KEY": "sk-bench"})
-    return wall, server.calls
+    return times, server.calls
 
 
 def main() -> None:
@@ -153,19 +159,24 @@ def main() -> None:
     if args.install_only:
         return
     walls: dict[str, list[float]] = {"openevolve": [], "adrs": []}
+    cpus: dict[str, list[float]] = {"openevolve": [], "adrs": []}
     for repeat in range(args.repeats):
         order = ["openevolve", "adrs"] if repeat % 2 == 0 else ["adrs", "openevolve"]
         for name in order:
             with tempfile.TemporaryDirectory() as tmp:
                 if name == "adrs":
-                    wall, calls = run_adrs(Path(tmp), args.calls, repeat, args.delay)
+                    (wall, cpu), calls = run_adrs(Path(tmp), args.calls, repeat, args.delay)
                 else:
-                    wall, calls = run_openevolve(runner, Path(tmp), args.calls, repeat,
-                                                 args.delay)
+                    (wall, cpu), calls = run_openevolve(runner, Path(tmp), args.calls,
+                                                        repeat, args.delay)
             walls[name].append(wall)
-            print(f"repeat {repeat}: {name:<10} {wall:6.2f} s wall, {calls} LLM calls",
-                  flush=True)
+            cpus[name].append(cpu)
+            print(f"repeat {repeat}: {name:<10} {wall:6.2f} s wall, {cpu:5.2f} s machine CPU, "
+                  f"{calls} LLM calls", flush=True)
     oe, adrs = (statistics.median(walls[n]) for n in ("openevolve", "adrs"))
+    oe_cpu, adrs_cpu = (statistics.median(cpus[n]) for n in ("openevolve", "adrs"))
+    print(f"median machine CPU: OpenEvolve {oe_cpu:.2f} s, adrs {adrs_cpu:.2f} s; "
+          f"ratio {adrs_cpu / oe_cpu:.2f}")
     print(f"median wall, {args.calls} calls, delay {args.delay:g} s: OpenEvolve {oe:.2f} s, "
           f"adrs {adrs:.2f} s; ratio adrs/OpenEvolve {adrs / oe:.2f} (goal <= 1.0)")
 
