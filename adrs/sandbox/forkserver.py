@@ -206,6 +206,8 @@ def _sandbox(request: dict[str, object], fds: list[int],
     os.setsid()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if mapper is not None:  # above 0-4, which _place_fds fills: the originals it closes
+        mapper = (_dup_high(mapper[0]), _dup_high(mapper[1]))
     _place_fds(fds, mapper or ())
     env = request["env"]
     assert isinstance(env, dict)
