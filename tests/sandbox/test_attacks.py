@@ -165,6 +165,15 @@ view = memoryview(body)
 while view:
     view = view[os.write(4, view):]
 os._exit(0)"""), "codec item cap and decode deadline"),
+    "reply frame of 60 million items behind the ok head": Attack(_program("""
+n = 60_000_000
+head = b'd' + (1).to_bytes(4, 'little') + (2).to_bytes(4, 'little') + b'ok'
+body = head + b'l' + n.to_bytes(4, 'little') + b'N' * n
+os.write(4, len(body).to_bytes(8, 'little'))
+view = memoryview(body)
+while view:
+    view = view[os.write(4, view):]
+os._exit(0)"""), "the reply shortcut (codec.decode_reply) keeps the item cap and deadline"),
     "devices, mount table, uid and system calls": Attack(_program("""
 for name in ('kvm', 'fuse', 'loop-control', 'loop0', 'userfaultfd', 'zram0', 'mem'):
     if os.path.exists('/dev/' + name):
@@ -322,10 +331,14 @@ def test_every_attack_on_the_popen_path(problem: Path, secret_path: Path, popen_
         assert not result.valid or 5.0 <= float(result.metrics["abs_error"]) <= 6.0, name
 
 
-def test_the_reply_bomb_costs_the_trusted_side_little(problem: Path, tmp_path: Path) -> None:
-    """Peak RSS of the trusted process while it refuses a 60 MB frame of 60 M items."""
+@pytest.mark.parametrize("bomb", ["reply frame of 60 million one-byte items",
+                                  "reply frame of 60 million items behind the ok head"])
+def test_the_reply_bomb_costs_the_trusted_side_little(problem: Path, tmp_path: Path,
+                                                      bomb: str) -> None:
+    """Peak RSS of the trusted process while it refuses a 60 MB frame of 60 M items, on
+    the generic decoder and on the shortcut for {"ok": value}."""
     program = tmp_path / "bomb.py"
-    program.write_text(sources(tmp_path)["reply frame of 60 million one-byte items"])
+    program.write_text(sources(tmp_path)[bomb])
     script = (
         "import json, resource, sys\n"
         "from adrs.evaluation.runner import EvalJob, run_job\n"
