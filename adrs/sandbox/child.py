@@ -292,7 +292,7 @@ def receive_program(req_fd: int, candidate_path: str) -> tuple[str, object] | No
     return source, request.get("code")
 
 
-def _code_of(source: str, marshalled: object) -> CodeType | None:
+def _code_of(marshalled: object) -> CodeType | None:
     """The candidate's code as the trusted side compiled it (the same interpreter, flags
     and file name as `load_module` would use), or None: `load_module` compiles it then."""
     if not isinstance(marshalled, bytes):
@@ -307,7 +307,7 @@ def _code_of(source: str, marshalled: object) -> CodeType | None:
 def load(candidate_path: str, harness_path: str | None, source: str,
          marshalled: object = None) -> dict[str, object]:
     try:
-        load_module("candidate", candidate_path, source, _code_of(source, marshalled))
+        load_module("candidate", candidate_path, source, _code_of(marshalled))
         if harness_path is not None:
             precompile(harness_path)  # a stat; compiles only if the file changed meanwhile
             pre = _PRECOMPILED.get(harness_path)

@@ -156,13 +156,16 @@ class SandboxProcess:
         return self._steps(self._drop_cgroup, self._remove_workdir)
 
     def _steps(self, *steps: Callable[[], None]) -> str | None:
-        """Run every step, keeping the first fault in `cleanup_error`; return it."""
+        """Run every step; return the first fault of these steps (None when they all
+        went through) and keep the first fault of all in `cleanup_error`."""
+        first: str | None = None
         for step in steps:
             try:
                 step()
             except Exception as exc:
-                self.cleanup_error = self.cleanup_error or f"{type(exc).__name__}: {exc}"
-        return self.cleanup_error
+                first = first or f"{type(exc).__name__}: {exc}"
+        self.cleanup_error = self.cleanup_error or first
+        return first
 
     def _keep_tails(self) -> None:
         if self._capture is not None:

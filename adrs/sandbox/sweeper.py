@@ -2,7 +2,7 @@
 
 Once an evaluation has its verdict, its sandbox is killed and reaped and its output tails
 are kept at once (process.py); what is left is removing its cgroup, which on cgroup v1
-waits for the kernel (about 1 ms, now and then 10 ms or more), and its working directory.
+waits for the kernel, and its working directory.
 An evaluation that asks for it (`Candidate(..., release_later=True)`, as the runner does)
 hands those two steps to this process's sweeper thread and returns; the next evaluation
 does not wait for them. The steps run in order, each sandbox's cgroup before its working

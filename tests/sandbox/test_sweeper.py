@@ -122,3 +122,24 @@ def test_a_forked_child_starts_with_an_empty_sweeper() -> None:
     gate.set()
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     assert sweeper.flush()
+
+
+def test_a_fault_of_the_kill_is_the_verdicts_not_the_sweepers(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A kill that faults voids the result (cleanup_error, at once); the release that
+    follows went through, so the sweeper neither counts nor logs a failure for it."""
+    real_kill = process_module.SandboxProcess.kill
+
+    def faulty_kill(self: process_module.SandboxProcess) -> None:
+        real_kill(self)
+        raise OSError("the kill faulted")
+
+    monkeypatch.setattr(process_module.SandboxProcess, "kill", faulty_kill)
+    failures = SWEEPER.failures
+    with caplog.at_level(logging.WARNING, logger=sweeper_module.__name__), \
+            Candidate(ECHO, FAST, release_later=True) as candidate:
+        candidate.call("f", 0)
+    assert candidate.cleanup_error == "OSError: the kill faulted"
+    assert SWEEPER.flush()
+    assert SWEEPER.failures == failures and "could not be fully" not in caplog.text
+    assert candidate.workdir is not None and not os.path.exists(candidate.workdir)
