@@ -93,16 +93,21 @@ class FakeOpenAI:
             self._active += 1
             self.max_concurrent = max(self.max_concurrent, self._active)
             self.seen.append(Seen(number, body["model"], 0, 0, 0, ""))
+        active = True
         try:
             reply = self.script(body, number)
             time.sleep(reply.delay_s)
             prompt, completion = tokens(body, reply.text)
             auth = handler.headers.get("Authorization", "")
+            payload = _payload(body, reply, prompt, completion, auth)
             with self._lock:
                 self.seen[number] = Seen(number, body["model"], reply.status,
                                          prompt if reply.status == 200 else 0,
                                          completion if reply.status == 200 else 0, auth)
-            payload = _payload(body, reply, prompt, completion, auth)
+                # No longer in flight once the answer goes out: the client may send its
+                # next request as soon as it has read it, before this thread runs on.
+                self._active -= 1
+                active = False
             handler.send_response(reply.status)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(payload)))
@@ -111,8 +116,9 @@ class FakeOpenAI:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
         finally:
-            with self._lock:
-                self._active -= 1
+            if active:
+                with self._lock:
+                    self._active -= 1
 
     def ok(self) -> list[Seen]:
         return [s for s in self.seen if s.status == 200]
