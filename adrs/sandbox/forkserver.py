@@ -32,7 +32,10 @@ from importlib.machinery import SourceFileLoader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import ModuleType
+
+    from adrs.sandbox.clone import Cloner
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWCGROUP = 0x02000000
@@ -95,24 +98,37 @@ def _enter_namespaces(network: bool, mapper: tuple[int, int] | None) -> None:
         return
     if mapper is None:
         raise OSError("as root, the user namespace's ids need the zygote to map them")
-    ask, answer = mapper
     try:
         _unshare(flags)
+    except OSError:
+        for fd in mapper:
+            os.close(fd)
+        raise
+    _await_mapping(mapper)
+
+
+def _await_mapping(mapper: tuple[int, int]) -> None:
+    """Ask the zygote to map our user namespace's ids (and, after a clone, to move us into
+    the sandbox's cgroup first), and wait for its answer; end of file: it is gone."""
+    ask, answer = mapper
+    try:
         os.write(ask, b"1")
         mapped = os.read(answer, 1) == b"1"
     finally:
         os.close(ask)
         os.close(answer)
     if not mapped:
-        raise OSError("the user namespace's ids could not be mapped")
+        raise OSError("the zygote could not place the sandbox (cgroup, user ids)")
 
 
 class Mapper:
     """The zygote's end of one namespace's id mapping (root only): the sandbox process
     writes a byte once it has entered its user namespace; the zygote then writes the maps
-    of that process (`answer`) and replies b"1", or b"0" when it could not."""
+    of that process (`answer`), after moving a cloned one into its cgroup, and replies
+    b"1", or b"0" when it could not."""
 
-    def __init__(self) -> None:
+    def __init__(self, cgroup: list[str] | None = None) -> None:
+        self.cgroup = cgroup or []  # cgroup.procs files to move a cloned sandbox into
         self.ask_r, self.ask_w = os.pipe()
         self.answer_r, self.answer_w = os.pipe()
 
@@ -133,6 +149,9 @@ class Mapper:
             if os.read(self.ask_r, 1) == b"1":
                 ok = True
                 try:
+                    for procs in self.cgroup:  # a cloned sandbox: see _run_cloned
+                        with open(procs, "w") as f:
+                            f.write(str(pid))
                     ids = f"0 0 1\n{CANDIDATE_ID} {CANDIDATE_ID} 1"
                     _write_maps(str(pid), ids, ids, deny_setgroups=False)
                 except OSError:
@@ -203,19 +222,7 @@ def _dup_high(fd: int) -> int:
 def _sandbox(request: dict[str, object], fds: list[int],
              mapper: tuple[int, int] | None) -> int:
     """The forked sandbox process (what unshare was): returns the exit status."""
-    os.setsid()
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    if mapper is not None:  # above 0-4, which _place_fds fills: the originals it closes
-        mapper = (_dup_high(mapper[0]), _dup_high(mapper[1]))
-    _place_fds(fds, mapper or ())
-    env = request["env"]
-    assert isinstance(env, dict)
-    os.environ.clear()
-    os.environ.update(env)
-    cwd = request["cwd"]
-    assert isinstance(cwd, str)
-    os.chdir(cwd)
+    mapper = _prepare(request, fds, mapper)
     cgroup = request.get("cgroup") or []
     assert isinstance(cgroup, list)
     for procs in cgroup:  # before the user namespace: see cgroups.py
@@ -236,6 +243,42 @@ def _sandbox(request: dict[str, object], fds: list[int],
     return 128 - code if code < 0 else code
 
 
+def _cloned(request: dict[str, object], fds: list[int],
+            mapper: tuple[int, int] | None) -> int:
+    """The cloned sandbox process, already pid 1 of its namespaces: returns the exit
+    status. The zygote moves it into its cgroup before mapping its ids; its cgroup
+    namespace is made after that, so that it sees its own cgroup as "/"."""
+    _libc("prctl", _PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # dies with the zygote
+    mapper = _prepare(request, fds, mapper)
+    assert mapper is not None
+    _await_mapping(mapper)  # end of file if the zygote died before PDEATHSIG was set
+    try:  # noqa: SIM105 (contextlib costs start-up time) where the kernel has them
+        _libc("unshare", _CLONE_NEWCGROUP)
+    except OSError:
+        pass
+    return _sandbox_init(request)
+
+
+def _prepare(request: dict[str, object], fds: list[int],
+             mapper: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Session, signals, descriptors, environment and working directory of a sandbox
+    process; returns the mapper's ends, moved above the descriptors it places."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if mapper is not None:  # above 0-4, which _place_fds fills: the originals it closes
+        mapper = (_dup_high(mapper[0]), _dup_high(mapper[1]))
+    _place_fds(fds, mapper or ())
+    env = request["env"]
+    assert isinstance(env, dict)
+    os.environ.clear()
+    os.environ.update(env)
+    cwd = request["cwd"]
+    assert isinstance(cwd, str)
+    os.chdir(cwd)
+    return mapper
+
+
 def _sandbox_init(request: dict[str, object]) -> int:
     """Pid 1 of the new namespaces: /proc, limits, then child.py (which forks the worker)."""
     _mount_proc()
@@ -253,11 +296,12 @@ def _sandbox_init(request: dict[str, object]) -> int:
 
 
 def _run_sandbox(request: dict[str, object], fds: list[int],
-                 mapper: tuple[int, int] | None) -> None:
-    """Never returns: the sandbox's exit status, or 127 if setting it up failed."""
+                 mapper: tuple[int, int] | None, body: Callable[..., int]) -> None:
+    """Never returns: the sandbox's exit status (`body`: _sandbox after a fork, _cloned
+    after a clone), or 127 if setting it up failed."""
     code = 127
     try:
-        code = _sandbox(request, fds, mapper)
+        code = body(request, fds, mapper)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:  # report on the sandbox's stderr; the status says it
@@ -293,9 +337,24 @@ def _probe() -> bool:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
+def _find_cloner() -> Cloner | None:
+    """As root, where clone.py's check passes: one clone per sandbox instead of two forks
+    (see clone.py); else None, and sandboxes are forked as before."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        cloner = _load("clone").Cloner
+        found: Cloner | None = cloner.find(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID
+                                           | _CLONE_NEWIPC | _CLONE_NEWNET)
+    except Exception:  # no clone here: forking is always there
+        return None
+    return found
+
+
 class Zygote:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, cloner: Cloner | None = None) -> None:
         self.sock = sock
+        self.cloner = cloner
         self.status_fds: dict[int, int] = {}
         self.poller = select.poll()
         self.mappers: dict[int, tuple[int, Mapper]] = {}  # ask pipe -> sandbox, mapper
@@ -312,10 +371,7 @@ class Zygote:
         if isinstance(request.get("harness"), str):  # compiled here, once: see child.py
             child.precompile(request["harness"])
         mapper = Mapper() if os.geteuid() == 0 else None
-        pid = os.fork()
-        if pid == 0:
-            self.sock.detach()  # closed below; the object must not close a reused number
-            _run_sandbox(request, fds, None if mapper is None else mapper.child_ends())
+        pid = self._start(request, fds, mapper)
         self.status_fds[pid] = fds[4]  # before any reaping: this loop is the only reaper
         self._close(fds[:4])
         if mapper is not None:  # answered when it asks (serve)
@@ -327,6 +383,31 @@ class Zygote:
             socket.send_fds(self.sock, [codec.encode({"pid": pid})], [pidfd])
         finally:
             os.close(pidfd)
+
+    def _start(self, request: dict[str, object], fds: list[int],
+               mapper: Mapper | None) -> int:
+        """Clone the sandbox (root, where the cloner works) or fork it; its pid."""
+        if self.cloner is not None and mapper is not None:
+            flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
+                     | (0 if request["network"] else _CLONE_NEWNET))
+            cgroup = request.get("cgroup") or []
+            assert isinstance(cgroup, list)
+            mapper.cgroup = [str(procs) for procs in cgroup]
+            try:
+                pid = self.cloner.clone(flags)
+            except OSError:  # the fork below reports what is wrong the usual way
+                mapper.cgroup = []
+            else:
+                if pid == 0:
+                    self.sock.detach()  # the object must not close a reused number
+                    _run_sandbox(request, fds, mapper.child_ends(), _cloned)
+                return pid
+        pid = os.fork()
+        if pid == 0:
+            self.sock.detach()  # closed by the sandbox; the object must not close it again
+            _run_sandbox(request, fds, None if mapper is None else mapper.child_ends(),
+                         _sandbox)
+        return pid
 
     def reap(self) -> None:
         while True:
@@ -387,7 +468,7 @@ def main(argv: list[str]) -> int:
         ready = False
     sock.send(codec.encode({"ready": ready}))
     if ready:
-        Zygote(sock).serve()
+        Zygote(sock, _find_cloner()).serve()
     return 0
 
 
