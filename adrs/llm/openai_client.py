@@ -2,7 +2,10 @@
 
 Models named `openai/<name>` (OpenAI itself, or any OpenAI-compatible server at `api_base`)
 are sent as one POST to `<base>/chat/completions` through `httpx.AsyncClient` (kept alive
-per event loop and key), with the JSON read here. httpx is what the openai package and
+per event loop; the key goes in each request's headers), with the JSON read here. A run
+builds that client ahead, on a thread (`prepare`): making one costs tens of milliseconds
+(httpx's import, a TLS context with the CA bundle), which the first request would
+otherwise wait for. httpx is what the openai package and
 litellm use underneath; going to it directly saves the openai package's import (about
 0.4 s of start-up before the first request, benchmarks/startup.py) and its typed
 conversions (measured on the loopback server, benchmarks/engine_overhead.py --client: a
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
@@ -85,20 +89,22 @@ class OpenAIClient(RetryingClient):
         super().__init__(model, settings, halt)
         self._name = model.name[len(PREFIX):]
         self._prices: Prices | None = None
-        self._client: Any = None
-        self._made_for: tuple[object, str] | None = None  # (event loop, key)
+        self._loop: object = None  # the event loop `_client` serves
+        self._client: asyncio.Future[Any] | None = None
+        self._prepared: Future[Any] | None = None  # built ahead, for the first loop
 
     async def _send(self, request: LLMRequest, key: str | None) -> LLMReply:
         key = key or os.environ.get(KEY_VARIABLE)
         if not key:
             raise MissingCredentials(f"missing credentials: {KEY_VARIABLE} is not set")
-        client = await self._connection(key)
+        client = await self._connection()
         m = self.model
         body: dict[str, Any] = {"model": self._name, "messages": to_chat(request.messages),
                                 "temperature": m.temperature, "max_tokens": m.max_tokens}
         if m.top_p is not None:
             body["top_p"] = m.top_p
-        response = await client.post(COMPLETIONS, json=body)
+        response = await client.post(COMPLETIONS, json=body,
+                                     headers={"Authorization": f"Bearer {key}"})
         data = _json(response)
         if self._prices is None:
             self._prices = bundled_prices(m)
@@ -115,23 +121,39 @@ class OpenAIClient(RetryingClient):
             model=self.model.name, prompt_tokens=prompt, completion_tokens=completion,
             cost_usd=prices.cost(prompt, completion), calls=1))
 
-    async def _connection(self, key: str) -> Any:
-        """The httpx client of this event loop and key (the first one may still wait for
-        httpx's import, off the event loop)."""
-        made_for: tuple[object, str] = (asyncio.get_running_loop(), key)
-        if self._client is None or self._made_for != made_for:
-            if self._client is not None and self._made_for is not None \
-                    and self._made_for[0] is made_for[0]:
-                await self._client.aclose()  # the key changed: a new connection holds it
-            self._client = await asyncio.to_thread(self._make, key)
-            self._made_for = made_for
-        return self._client
+    def prepare(self) -> None:
+        """Start building the httpx client on a daemon thread (see the module docstring);
+        the endpoint is read now. Calls made meanwhile wait for it, off the event loop."""
+        if self._prepared is None and self._client is None:
+            future: Future[Any] = Future()
+            self._prepared = future
+            threading.Thread(target=_build, args=(self._make, future), daemon=True,
+                             name="adrs-httpx-client").start()
 
-    def _make(self, key: str) -> Any:
+    async def _connection(self) -> Any:
+        """The httpx client of this event loop: the prepared one for the first loop, else
+        one built off the loop now. Calls that overlap share one build."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            prepared, self._prepared = self._prepared, None
+            self._loop = loop
+            self._client = (asyncio.wrap_future(prepared) if prepared is not None
+                            else loop.run_in_executor(None, self._make))
+        return await self._client
+
+    def _make(self) -> Any:
         httpx = _imported()
-        return httpx.AsyncClient(
-            base_url=base_url(self.model).rstrip("/"), timeout=self._settings.timeout_s,
-            headers={"Authorization": f"Bearer {key}"})
+        base = base_url(self.model).rstrip("/")
+        # Plain HTTP never uses TLS (redirects are not followed): no CA bundle to load.
+        tls = {} if base.lower().startswith("https:") else {"verify": False}
+        return httpx.AsyncClient(base_url=base, timeout=self._settings.timeout_s, **tls)
+
+
+def _build(make: Any, future: Future[Any]) -> None:
+    try:
+        future.set_result(make())
+    except BaseException as exc:  # the first call raises it
+        future.set_exception(exc)
 
 
 def base_url(model: ModelConfig) -> str:

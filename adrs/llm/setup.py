@@ -28,7 +28,6 @@ from adrs.llm.manual import MANUAL_DIR, ManualClient
 from adrs.llm.mutator import LLMClient, LLMMutator, LLMReply, LLMRequest
 from adrs.llm.openai_client import (
     OpenAIClient,
-    import_httpx,
     openai_compatible,
     openai_key_status,
 )
@@ -117,8 +116,9 @@ def model_client(model: ModelConfig, settings: CallSettings, halt: Halt) -> LLMC
     first call, as `adrs doctor` says) and starts importing the library meanwhile."""
     if openai_compatible(model):
         openai_key_status(model)
-        preload("httpx", import_httpx)
-        return OpenAIClient(model, settings, halt)
+        client = OpenAIClient(model, settings, halt)
+        client.prepare()  # imports httpx and builds its client on a thread
+        return client
     preload("litellm", import_litellm)
     key_status(model)
     return LiteLLMClient(model, settings, halt)

@@ -105,3 +105,59 @@ def test_openai_api_base_is_read_as_litellm_reads_it(monkeypatch: pytest.MonkeyP
                               CallSettings(1.0, 0, 0.01))
         reply = asyncio.run(client.complete(REQUEST))
     assert reply.text == "from the variable's endpoint" and len(server.ok()) == 1
+
+
+def counting_make(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    make = OpenAIClient._make
+
+    def counted(self: OpenAIClient) -> Any:
+        made.append(1)
+        return make(self)
+
+    monkeypatch.setattr(OpenAIClient, "_make", counted)
+    return made
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_one_client_per_loop_and_the_key_in_each_request(
+        monkeypatch: pytest.MonkeyPatch, prepared: bool) -> None:
+    """Prepared ahead (as a run does) or built by the first call, one httpx client serves
+    overlapping first calls and later ones; the key is read for every request."""
+    made = counting_make(monkeypatch)
+    monkeypatch.setenv("CLIENT_KEY", "first-key")
+    server = FakeOpenAI(lambda b, n: Reply(text=f"reply {n}"))
+
+    async def three_calls(client: OpenAIClient) -> list[str]:
+        both = await asyncio.gather(client.complete(REQUEST), client.complete(REQUEST))
+        monkeypatch.setenv("CLIENT_KEY", "second-key")
+        return [r.text for r in both] + [(await client.complete(REQUEST)).text]
+
+    with server.running():
+        client = OpenAIClient(ModelConfig("openai/m", api_base=server.url,
+                                          api_key_env="CLIENT_KEY"),
+                              CallSettings(5.0, 0, 0.01))
+        if prepared:
+            client.prepare()
+            assert client._prepared is not None
+            client._prepared.result(timeout=30)  # built before any call
+            assert made == [1]
+        texts = asyncio.run(three_calls(client))
+    assert sorted(texts) == ["reply 0", "reply 1", "reply 2"]
+    assert made == [1]
+    assert [seen.authorization for seen in server.ok()] == [
+        "Bearer first-key", "Bearer first-key", "Bearer second-key"]
+
+
+def test_a_new_event_loop_gets_its_own_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = counting_make(monkeypatch)
+    monkeypatch.setenv("CLIENT_KEY", "k")
+    server = FakeOpenAI(lambda b, n: Reply(text="ok"))
+    with server.running():
+        client = OpenAIClient(ModelConfig("openai/m", api_base=server.url,
+                                          api_key_env="CLIENT_KEY"),
+                              CallSettings(5.0, 0, 0.01))
+        client.prepare()
+        for _ in range(2):  # a client's connections belong to the loop that made them
+            assert asyncio.run(client.complete(REQUEST)).text == "ok"
+    assert made == [1, 1]
