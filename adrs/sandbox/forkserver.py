@@ -4,8 +4,9 @@ Run by zygote.py as `python -S -P forkserver.py SOCKET_FD`, with the sandbox's w
 environment, no other descriptor than its control socket and nothing of the trusted side
 imported: it holds child.py, codec.py and lockdown.py (stdlib only), loaded once. Each
 request forks a process that sets up what `unshare --user --map-root-user --net --pid
---fork --kill-child --mount-proc` and `prlimit` set up on the Popen path, then runs
-child.py's main as pid 1 of its own namespaces. So a sandbox costs a fork instead of an
+--fork --kill-child --mount-proc` and `prlimit` set up on the Popen path (as root, where
+clone.py works, one clone lands straight in the new namespaces), then runs child.py's main
+as pid 1 of its own namespaces. So a sandbox costs a fork instead of an
 interpreter start, and gets the same protections.
 
 Control protocol (one SOCK_SEQPACKET socket, codec-encoded messages):
@@ -280,7 +281,8 @@ def _prepare(request: dict[str, object], fds: list[int],
 
 
 def _sandbox_init(request: dict[str, object]) -> int:
-    """Pid 1 of the new namespaces: /proc, limits, then child.py (which forks the worker)."""
+    """Pid 1 of the new namespaces: /proc, limits, then child.py, which runs the candidate
+    in this process (see its docstring)."""
     _mount_proc()
     rlimits = request["rlimits"]
     assert isinstance(rlimits, list)

@@ -220,7 +220,7 @@ def _kernel_version() -> tuple[int, int]:
 
 
 def _bound_tasks(max_tasks: int) -> bool:
-    """pid_max of our pid namespace: pids 1 .. max_tasks + 1 (init and the candidate's),
+    """pid_max of our pid namespace: pids 1 .. max_tasks + 1 (the candidate's, pid 1 its own),
     or the kernel's minimum.
 
     Only where pid_max is per pid namespace: on an older kernel, root of a user namespace

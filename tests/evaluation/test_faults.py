@@ -109,9 +109,9 @@ return history[-1]"""), None, _same_as_honest),
     "rewrite the evaluator": Case(
         _fn("open(TARGET, 'a').write('pwned')\nreturn 1.0"),
         "No such file or directory" if PROTECTIONS["private_filesystem"] else None),
-    "escape the new root through /proc/1/root": Case(
-        _fn("return float(len(os.listdir('/proc/1/root/')))"),
-        "PermissionError" if PROTECTIONS["private_filesystem"] else None),
+    "escape the new root through /proc/1/root": Case(  # pid 1 is the candidate itself
+        _fn("return float(len(open('/proc/1/root' + TARGET).read()))"),
+        "No such file or directory" if PROTECTIONS["private_filesystem"] else None),
     "read the problem's data files": Case(
         _fn("return float(open(DATA).read())"),
         "No such file or directory" if PROTECTIONS["private_filesystem"] else None),

@@ -48,9 +48,9 @@ def test_rlimits_and_environment_whitelist(seen: dict[str, object]) -> None:
 
 
 def test_namespaces_are_as_reported(seen: dict[str, object]) -> None:
-    # Under our init, the candidate is pid 2 of its own namespace and sees only the two.
-    assert (seen["pid"] == 2) == PROTECTIONS["pid_namespace"]
-    assert (seen["procs"] == 2) == PROTECTIONS["private_proc"]
+    # The candidate is pid 1 of its own namespace and sees only itself.
+    assert (seen["pid"] == 1) == PROTECTIONS["pid_namespace"]
+    assert (seen["procs"] == 1) == PROTECTIONS["private_proc"]
     assert (seen["uid_map"] != ["0", "0", "4294967295"]) == PROTECTIONS["user_namespace"]
     if PROTECTIONS["network_namespace"]:  # a fresh one: loopback only (and it is down)
         assert seen["interfaces"] == ["lo"]
