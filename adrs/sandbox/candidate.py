@@ -14,8 +14,9 @@ The trusted side touches nothing the candidate controls: output is captured thro
 descriptors made before the child starts (capture.py), replies are bounded in size, items
 and decode time (codec.py), and `close` never raises and never blocks: a fault in cleanup
 is kept in `cleanup_error`, which makes the evaluation invalid (runner.py); with
-`release_later` the sandbox's cgroup and working directory are freed after `close`
-returns, in the background (sweeper.py), and only its kill can fault. The sandbox's
+`release_later` the kill is sent and the output tails kept before `close` returns, and
+the wait for the sandbox's end, its cgroup and working directory are left to the
+background (sweeper.py): only sending the kill can fault. The sandbox's
 processes and resources are process.py's concern, the pipes channel.py's; this module is
 the calls.
 """
@@ -114,8 +115,9 @@ class Candidate:
 
     `__enter__` starts the child and waits (within the time budget) for the program to
     load; it raises CandidateFault if the program fails to load. `close` kills every
-    process of the sandbox, reaps it and removes its temporary directory (after it returns,
-    with `release_later`: for callers that need the verdict, not the clean-up, at once).
+    process of the sandbox, reaps it and removes its temporary directory (the reaping and
+    the removal after it returns, with `release_later`: for callers that need the
+    verdict, not the clean-up, at once).
     """
 
     def __init__(self, source: str, limits: Limits | None = None,

@@ -11,8 +11,11 @@ calls are candidate.py's.
 `close` kills every process of the sandbox, reaps it and frees every resource; it never
 raises and never blocks past a bound: a failing step is kept in `cleanup_error` (which
 makes the evaluation invalid, see runner.py) and the others still run. With
-`release_later`, the last two steps (removing the cgroup and the working directory) are
-left to the sweeper thread (sweeper.py), which logs a failure instead.
+`release_later`, `close` only sends the kill and keeps the output tails; waiting for the
+sandbox to end, removing its cgroup and its working directory are left to the sweeper
+thread (sweeper.py), which logs a failure instead. The tails then hold what the candidate
+wrote until the kill: a write in flight when it lands may be cut, and nothing written
+after the caller's last call was answered is part of any verdict anyway.
 """
 
 from __future__ import annotations
@@ -123,6 +126,11 @@ class SandboxProcess:
 
     def kill(self) -> None:
         """Close our pipe ends, kill every process of the sandbox and reap it (bounded)."""
+        self._signal()
+        self._reap()
+
+    def _signal(self) -> None:
+        """Close our pipe ends and send the kill to every process of the sandbox."""
         for fd in (self.req, self.rep):
             if fd >= 0:
                 os.close(fd)
@@ -136,24 +144,31 @@ class SandboxProcess:
             for kill, target in ((os.killpg, proc.pid), (os.kill, proc.pid)):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(target, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=_KILL_WAIT_S)
+
+    def _reap(self) -> None:
+        """Wait (bounded) until the killed sandbox has ended."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=_KILL_WAIT_S)
 
     def close(self, release_later: bool = False) -> None:
-        """Kill, keep the output tails, free the cgroup, remove the working directory (the
-        last two in the sweeper's thread with `release_later`)."""
+        """Kill, keep the output tails, free the cgroup, remove the working directory
+        (with `release_later`: send the kill, keep the tails, and leave the wait for the
+        end and the rest to the sweeper's thread)."""
         if self._closed:
             return
         self._closed = True
-        self._steps(self.kill, self._keep_tails)
         if release_later:
+            self._steps(self._signal, self._keep_tails)
             SWEEPER.submit(self._release)
         else:
+            self._steps(self.kill, self._keep_tails)
             self._release()
 
     def _release(self) -> str | None:
-        """Free the cgroup, then remove the working directory: the first fault, or None."""
-        return self._steps(self._drop_cgroup, self._remove_workdir)
+        """Wait for the end, free the cgroup, then remove the working directory: the first
+        fault, or None."""
+        return self._steps(self._reap, self._drop_cgroup, self._remove_workdir)
 
     def _steps(self, *steps: Callable[[], None]) -> str | None:
         """Run every step; return the first fault of these steps (None when they all

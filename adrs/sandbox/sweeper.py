@@ -1,15 +1,17 @@
 """Freeing a finished sandbox's cgroup and working directory off the evaluation's path.
 
-Once an evaluation has its verdict, its sandbox is killed and reaped and its output tails
-are kept at once (process.py); what is left is removing its cgroup, which on cgroup v1
-waits for the kernel, and its working directory.
+Once an evaluation has its verdict, its sandbox is sent the kill and its output tails are
+kept at once (process.py); what is left is waiting until the sandbox has ended, removing
+its cgroup, which on cgroup v1 waits for the kernel, and its working directory.
 An evaluation that asks for it (`Candidate(..., release_later=True)`, as the runner does)
-hands those two steps to this process's sweeper thread and returns; the next evaluation
-does not wait for them. The steps run in order, each sandbox's cgroup before its working
-directory (removing the group waits until every process in it has gone).
+hands those steps to this process's sweeper thread and returns; the next evaluation does
+not wait for them. The steps run in order: the end, then the cgroup (removing the group
+waits until every process in it has gone), then the working directory.
 
-What they cannot change is the verdict: the sandbox is dead and its output read before the
-evaluation returns. A step that fails is logged as a warning (the cgroup's own clean-up
+What they cannot change is the verdict: its calls were answered, its pipes are closed and
+its output read before the evaluation returns, and the kill is sent (a killed process
+runs no user code once it lands).
+A step that fails is logged as a warning (the cgroup's own clean-up
 at exit and the next run's sweep of stale groups still remove what they can) instead of
 voiding a result already given. At most MAX_PENDING sandboxes wait; past that, `submit`
 runs the work itself, so a slow kernel slows evaluations instead of piling up groups.

@@ -21,7 +21,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "problems" / "toy" / "harness.py
 ECHO = "def f(x):\n    return x\n"
 
 
-def test_release_later_frees_the_working_directory_after_close_returns(
+def test_release_later_leaves_the_end_and_the_clean_up_to_the_sweeper(
         monkeypatch: pytest.MonkeyPatch) -> None:
     gate = threading.Event()
     real = process_module.remove_tree
@@ -36,10 +36,11 @@ def test_release_later_frees_the_working_directory_after_close_returns(
         proc = candidate.process.proc
     workdir = candidate.workdir
     assert workdir is not None and os.path.isdir(workdir)  # still there: the sweeper waits
-    assert proc is not None and proc.returncode is not None  # but the sandbox is dead
+    assert candidate.process.req == candidate.process.rep == -1  # pipes closed, kill sent
     assert candidate.cleanup_error is None
     gate.set()
     assert SWEEPER.flush()
+    assert proc is not None and proc.returncode is not None  # reaped by the sweeper
     assert not os.path.exists(workdir)
 
 
@@ -128,13 +129,13 @@ def test_a_fault_of_the_kill_is_the_verdicts_not_the_sweepers(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A kill that faults voids the result (cleanup_error, at once); the release that
     follows went through, so the sweeper neither counts nor logs a failure for it."""
-    real_kill = process_module.SandboxProcess.kill
+    real_kill = process_module.SandboxProcess._signal  # the kill sent before the verdict
 
     def faulty_kill(self: process_module.SandboxProcess) -> None:
         real_kill(self)
         raise OSError("the kill faulted")
 
-    monkeypatch.setattr(process_module.SandboxProcess, "kill", faulty_kill)
+    monkeypatch.setattr(process_module.SandboxProcess, "_signal", faulty_kill)
     failures = SWEEPER.failures
     with caplog.at_level(logging.WARNING, logger=sweeper_module.__name__), \
             Candidate(ECHO, FAST, release_later=True) as candidate:
