@@ -2,6 +2,6 @@
 
 import sys
 
-from adrs.cli.main import main
+from adrs.cli.entry import main
 
 sys.exit(main())

@@ -30,9 +30,11 @@ import site
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adrs.sandbox import cgroups
 from adrs.sandbox.zygote import ZYGOTE_CLIENT
@@ -114,7 +116,38 @@ class LaunchPlan:
     fork_rlimits: tuple[tuple[int, int], ...] | None = None
 
 
-@functools.cache
+_PROBES = threading.RLock()  # one probe at a time: the others wait for its answer
+_Probe = Callable[..., Any]
+
+
+def _probed_once(probe: _Probe) -> _Probe:
+    """functools.cache, and a caller that comes while any probe runs (warm_up's thread)
+    waits for it instead of probing a second time."""
+    cached = functools.cache(probe)
+
+    @functools.wraps(probe)
+    def once(*args: Any) -> Any:
+        with _PROBES:
+            return cached(*args)
+
+    return once
+
+
+def warm_up() -> None:
+    """Probe this machine and start the zygote now, on a daemon thread: what the first
+    sandbox would do first, overlapped with the caller's own start-up (`adrs run` imports
+    and reads its configuration meanwhile; adrs/cli/entry.py). A failure is left to the
+    first sandbox, which probes again and says why."""
+    threading.Thread(target=_warm, name="adrs-sandbox-warm-up", daemon=True).start()
+
+
+def _warm() -> None:
+    with _PROBES, contextlib.suppress(Exception):
+        _precompile()
+        protection_report()
+
+
+@_probed_once
 def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
     """The `unshare` prefix that works on this machine, probed once; () if none does."""
     if unshare is None:
@@ -133,7 +166,7 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
     return ()
 
 
-@functools.cache
+@_probed_once
 def _precompile() -> None:
     """Write the bytecode of the sandbox's modules, so that no child compiles them."""
     import py_compile
@@ -143,7 +176,7 @@ def _precompile() -> None:
             py_compile.compile(str(Path(__file__).with_name(name)), doraise=True)
 
 
-@functools.cache
+@_probed_once
 def _lockdown_probe(prefix: tuple[str, ...]) -> dict[str, bool] | None:
     """child.py's lockdown probe inside the namespaces of `prefix`, run once: what took
     effect (lockdown.lock_down's report), or None if the sandbox cannot be locked down."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
+from adrs.sandbox import isolation
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import environment, protections
 
@@ -68,3 +72,31 @@ def test_every_protection_is_a_boolean() -> None:
     assert set(PROTECTIONS) >= {"rlimits", "environment_whitelist", "user_namespace",
                                 "pid_namespace", "network_namespace", "read_only_filesystem"}
     assert all(isinstance(value, bool) for value in PROTECTIONS.values())
+
+
+def test_a_probe_runs_once_and_other_callers_wait_for_its_answer() -> None:
+    """What warm_up relies on: the machine's probes, asked from two threads at once, run
+    once; the second caller waits instead of probing again."""
+    runs: list[int] = []
+
+    @isolation._probed_once
+    def slow_probe(x: int) -> int:
+        runs.append(x)
+        time.sleep(0.2)
+        return x * 2
+
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(slow_probe(21)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [42, 42] and runs == [21]
+
+
+def test_warm_up_probes_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    done = threading.Event()
+    monkeypatch.setattr(isolation, "protection_report", lambda: done.set() or [])
+    isolation.warm_up()
+    assert done.wait(10)
