@@ -15,9 +15,10 @@ process like the zygote:
   state needs dropping;
 - with no `os.register_at_fork` hooks to run (the zygote imports neither random nor
   threading; `Cloner.find` refuses to work otherwise);
-- with the one thing glibc's fork fixes that matters left to the kernel: the thread id
-  glibc keeps in its thread descriptor (pthread_self()->tid, read by pthread_kill,
-  pthread_getcpuclockid, the affinity and scheduling calls). glibc's fork has the kernel
+- with glibc (`find` returns None with another C library), and the one thing its fork
+  fixes that matters left to the kernel: the thread id glibc keeps in its thread
+  descriptor (pthread_self()->tid, read by pthread_kill, pthread_getcpuclockid, the
+  affinity and scheduling calls). glibc's fork has the kernel
   write the child's id there (CLONE_CHILD_SETTID); so does `clone`. Where that field sits
   differs between glibc versions: `find` looks for our thread id near pthread_self() and
   keeps an address only once a real clone showed that glibc then reads the child's own
@@ -68,7 +69,7 @@ class Cloner:
         real clone with `flags` (which must make a pid namespace: the check expects pid 1);
         None where no address passes, on other machines, or with at-fork hooks
         registered."""
-        if os.uname().machine not in _SYSCALLS or any(
+        if os.uname().machine not in _SYSCALLS or not _glibc() or any(
                 name in sys.modules for name in _AT_FORK_MODULES):
             return None
         for address in _tid_fields():
@@ -88,6 +89,15 @@ class Cloner:
 
     def _gettid(self) -> int:
         return int(self._libc.syscall(ctypes.c_long(self._numbers["gettid"])))
+
+
+def _glibc() -> bool:
+    """Whether the C library is glibc, whose thread descriptor `_tid_fields` scans (it is
+    larger than the scan; another library's may end sooner)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc ")
+    except (ValueError, OSError):
+        return False
 
 
 def _pthread_self() -> int:

@@ -468,9 +468,10 @@ def main(argv: list[str]) -> int:
         ready = _probe()
     except OSError:
         ready = False
+    cloner = _find_cloner() if ready else None  # before "ready": it could only crash here
     sock.send(codec.encode({"ready": ready}))
     if ready:
-        Zygote(sock, _find_cloner()).serve()
+        Zygote(sock, cloner).serve()
     return 0
 
 
