@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -127,7 +128,7 @@ class SandboxProcess:
     def kill(self) -> None:
         """Close our pipe ends, kill every process of the sandbox and reap it (bounded)."""
         self._signal()
-        self._reap()
+        _wait_for_end(self.proc)
 
     def _signal(self) -> None:
         """Close our pipe ends and send the kill to every process of the sandbox."""
@@ -144,12 +145,6 @@ class SandboxProcess:
             for kill, target in ((os.killpg, proc.pid), (os.kill, proc.pid)):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(target, signal.SIGKILL)
-
-    def _reap(self) -> None:
-        """Wait (bounded) until the killed sandbox has ended."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=_KILL_WAIT_S)
 
     def close(self, release_later: bool = False) -> None:
         """Kill, keep the output tails, free the cgroup, remove the working directory
@@ -168,7 +163,8 @@ class SandboxProcess:
     def _release(self) -> str | None:
         """Wait for the end, free the cgroup, then remove the working directory: the first
         fault, or None."""
-        return self._steps(self._reap, self._drop_cgroup, self._remove_workdir)
+        return self._steps(functools.partial(_wait_for_end, self.proc), self._drop_cgroup,
+                           self._remove_workdir)
 
     def _steps(self, *steps: Callable[[], None]) -> str | None:
         """Run every step; return the first fault of these steps (None when they all
@@ -216,6 +212,13 @@ class SandboxProcess:
             return (f"{text}: it exceeded the sandbox's memory limit ({self.limits.memory_mb} "
                     f"MB, plus {self.limits.disk_mb} MB of files and shared memory)")
         return text
+
+
+def _wait_for_end(proc: subprocess.Popen[bytes] | ForkedSandbox | None) -> None:
+    """Wait (bounded) until a killed sandbox has ended."""
+    if proc is not None and proc.returncode is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_KILL_WAIT_S)
 
 
 def _preexec(rlimits: Callable[[], None] | None,
