@@ -5,8 +5,8 @@ MARGIN lines in the program the prompt shows as the current one (adrs's "## Curr
 program", or "## Parent A" of its crossover prompts, or OpenEvolve's "# Current Program"),
 after `delay_s`. In its own process, its
 CPU is not counted with the client's. `serve(delay_s)` yields a `Loopback` whose `url` is
-the base URL and whose `calls`, once the block has ended, is the number of requests the
-server answered.
+the base URL and whose `calls` and `arrivals`, once the block has ended, are the number of
+requests the server answered and the time (epoch seconds) each arrived.
 
 Usage (standalone): python benchmarks/loopback.py [--delay 0.0]  (prints the URL, serves
 until stdin closes, then prints the number of requests)
@@ -15,12 +15,14 @@ until stdin closes, then prints the number of requests)
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ def toy_edit(body: dict[str, Any]) -> str:
 class Loopback:
     url: str
     calls: int = 0
+    arrivals: list[float] = field(default_factory=list)
 
 
 @contextmanager
@@ -58,6 +61,7 @@ def serve(delay_s: float = 0.0) -> Iterator[Loopback]:
     finally:
         child.stdin.close()
         server.calls = int(child.stdout.readline().strip() or 0)
+        server.arrivals = json.loads(child.stdout.readline().strip() or "[]")
         child.wait(timeout=10)
 
 
@@ -68,11 +72,18 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from openai_server import FakeOpenAI, Reply
 
-    server = FakeOpenAI(lambda body, n: Reply(text=toy_edit(body), delay_s=args.delay))
+    arrivals: list[float] = []
+
+    def answer(body: dict[str, Any], n: int) -> Reply:
+        arrivals.append(time.time())
+        return Reply(text=toy_edit(body), delay_s=args.delay)
+
+    server = FakeOpenAI(answer)
     with server.running():
         print(server.url, flush=True)
         sys.stdin.read()  # until the parent closes it
         print(len(server.seen), flush=True)
+        print(json.dumps(sorted(arrivals)), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,23 +23,26 @@ Install OpenEvolve first, outside the namespace, if the namespace has no network
     .venv/bin/python benchmarks/openevolve_side_by_side.py --install-only
 Prints each run's wall time, the machine's CPU time while it ran (busy time of all cores
 from /proc/stat: the system's every process and the kernel's work for them, and the
-scripted server, which serves both alike), its LLM calls, the medians, and the ratio
-adrs / OpenEvolve.
+scripted server, which serves both alike), its LLM calls, when the server saw the first
+request (from the command's start) and the pace after it (time between the 10th and the
+90th percentile request, per request), the medians, and the ratio adrs / OpenEvolve.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import serve
+from loopback import Loopback, serve
 from sandbox_cpu import busy_s
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,19 +112,38 @@ def install(venv: Path, requirement: str) -> Path:
     return runner
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds of `command`, and CPU seconds the machine was busy meanwhile."""
+@dataclass(frozen=True)
+class Run:
+    wall_s: float
+    cpu_s: float  # the machine's busy CPU meanwhile
+    calls: int
+    first_s: float  # from the command's start to the server's first request
+    pace_ms: float  # per request, between the 10th and the 90th percentile request
+
+
+def run_of(times: tuple[float, float, float], server: Loopback) -> Run:
+    wall, cpu, started = times
+    arrivals = server.arrivals
+    low, high = len(arrivals) // 10, len(arrivals) * 9 // 10
+    first = arrivals[0] - started if arrivals else math.nan
+    pace = (arrivals[high] - arrivals[low]) / (high - low) * 1000 if high > low else math.nan
+    return Run(wall, cpu, server.calls, first, pace)
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds of `command`, CPU seconds the machine was busy meanwhile, and the
+    epoch second it started."""
+    started = time.time()
     busy, start = busy_s(), time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, busy_s() - busy
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SystemExit(f"{command[0]} failed (exit {done.returncode}):\n" + "\n".join(tail))
-    return wall, cpu
+    return wall, cpu, started
 
 
-def run_openevolve(runner: Path, work: Path, calls: int, seed: int,
-                   delay_s: float) -> tuple[tuple[float, float], int]:
+def run_openevolve(runner: Path, work: Path, calls: int, seed: int, delay_s: float) -> Run:
     (work / "initial_program.py").write_text(
         (ROOT / "problems" / "toy" / "initial_program.py").read_text())
     (work / "evaluator.py").write_text(OE_EVALUATOR % {"toy": str(ROOT / "evaluators" /
@@ -132,17 +154,16 @@ def run_openevolve(runner: Path, work: Path, calls: int, seed: int,
         times = timed([str(runner), "initial_program.py", "evaluator.py", "--config",
                       "oe.yaml", "--iterations", str(calls), "--output", "out"], work,
                      {**os.environ, "OPENAI_API_KEY": "sk-bench"})
-    return times, server.calls
+    return run_of(times, server)
 
 
-def run_adrs(work: Path, calls: int, seed: int,
-             delay_s: float) -> tuple[tuple[float, float], int]:
+def run_adrs(work: Path, calls: int, seed: int, delay_s: float) -> Run:
     with serve(delay_s) as server:
         (work / "adrs.yaml").write_text(ADRS_CONFIG.format(seed=seed, candidates=calls + 1,
                                                            url=server.url))
         times = timed([sys.executable, "-m", "adrs", "run", "toy", "-c", "adrs.yaml",
                       "--run-dir", "run"], work, {**os.environ, "ADRS_BENCH_KEY": "sk-bench"})
-    return times, server.calls
+    return run_of(times, server)
 
 
 def main() -> None:
@@ -158,23 +179,26 @@ def main() -> None:
     runner = install(args.venv, args.openevolve)
     if args.install_only:
         return
-    walls: dict[str, list[float]] = {"openevolve": [], "adrs": []}
-    cpus: dict[str, list[float]] = {"openevolve": [], "adrs": []}
+    runs: dict[str, list[Run]] = {"openevolve": [], "adrs": []}
     for repeat in range(args.repeats):
         order = ["openevolve", "adrs"] if repeat % 2 == 0 else ["adrs", "openevolve"]
         for name in order:
             with tempfile.TemporaryDirectory() as tmp:
-                if name == "adrs":
-                    (wall, cpu), calls = run_adrs(Path(tmp), args.calls, repeat, args.delay)
-                else:
-                    (wall, cpu), calls = run_openevolve(runner, Path(tmp), args.calls,
-                                                        repeat, args.delay)
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-            print(f"repeat {repeat}: {name:<10} {wall:6.2f} s wall, {cpu:5.2f} s machine CPU, "
-                  f"{calls} LLM calls", flush=True)
-    oe, adrs = (statistics.median(walls[n]) for n in ("openevolve", "adrs"))
-    oe_cpu, adrs_cpu = (statistics.median(cpus[n]) for n in ("openevolve", "adrs"))
+                run = (run_adrs(Path(tmp), args.calls, repeat, args.delay) if name == "adrs"
+                       else run_openevolve(runner, Path(tmp), args.calls, repeat, args.delay))
+            runs[name].append(run)
+            print(f"repeat {repeat}: {name:<10} {run.wall_s:6.2f} s wall, {run.cpu_s:5.2f} s "
+                  f"machine CPU, {run.calls} LLM calls, first at {run.first_s:.3f} s, then "
+                  f"{run.pace_ms:.1f} ms per call", flush=True)
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(run, field) for run in runs[name])
+
+    for field, what in (("first_s", "first request (s)"), ("pace_ms", "ms per call after it")):
+        print(f"median {what}: OpenEvolve {median('openevolve', field):.3f}, "
+              f"adrs {median('adrs', field):.3f}")
+    oe, adrs = median("openevolve", "wall_s"), median("adrs", "wall_s")
+    oe_cpu, adrs_cpu = median("openevolve", "cpu_s"), median("adrs", "cpu_s")
     print(f"median machine CPU: OpenEvolve {oe_cpu:.2f} s, adrs {adrs_cpu:.2f} s; "
           f"ratio {adrs_cpu / oe_cpu:.2f}")
     print(f"median wall, {args.calls} calls, delay {args.delay:g} s: OpenEvolve {oe:.2f} s, "
