@@ -18,12 +18,12 @@ process like the zygote:
 - with glibc (`find` returns None with another C library), and the one thing its fork
   fixes that matters left to the kernel: the thread id glibc keeps in its thread
   descriptor (pthread_self()->tid, read by pthread_kill, pthread_getcpuclockid, the
-  affinity and scheduling calls). glibc's fork has the kernel
-  write the child's id there (CLONE_CHILD_SETTID); so does `clone`. Where that field sits
-  differs between glibc versions: `find` looks for our thread id near pthread_self() and
-  keeps an address only once a real clone showed that glibc then reads the child's own
-  id (1, in its pid namespace) through pthread_getcpuclockid. It returns None where no
-  address passes, and the zygote then forks as before.
+  affinity and scheduling calls). glibc's fork has the kernel write the child's id there
+  (CLONE_CHILD_SETTID); so does `clone`. Where that field sits differs between glibc
+  versions: `find` looks for our thread id near pthread_self() and keeps an address only
+  once a real clone showed that glibc then reads the child's own id (1, in its pid
+  namespace) through pthread_getcpuclockid. It returns None where no address passes, and
+  the zygote then forks as before.
 
 The call holds the GIL throughout (ctypes.PyDLL), as os.fork does.
 """
@@ -47,7 +47,9 @@ class Cloner:
     def __init__(self, tid_address: int) -> None:
         self._libc = ctypes.PyDLL(None, use_errno=True)
         self._libc.syscall.restype = ctypes.c_long
-        self._numbers = _SYSCALLS[os.uname().machine]
+        machine = os.uname().machine
+        self._numbers = _SYSCALLS[machine]
+        self._x86_64 = machine == "x86_64"
         self.tid_address = tid_address
 
     def clone(self, flags: int) -> int:
@@ -57,7 +59,7 @@ class Cloner:
                 ctypes.c_void_p(0), ctypes.c_void_p(0)]
         child_tid, tls = ctypes.c_void_p(self.tid_address), ctypes.c_void_p(0)
         # x86_64: clone(flags, stack, parent_tid, child_tid, tls); aarch64 swaps the last two
-        args += [child_tid, tls] if os.uname().machine == "x86_64" else [tls, child_tid]
+        args += [child_tid, tls] if self._x86_64 else [tls, child_tid]
         pid = self._libc.syscall(ctypes.c_long(self._numbers["clone"]), *args)
         if pid < 0:
             raise OSError(ctypes.get_errno(), "clone failed")

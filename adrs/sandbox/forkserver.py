@@ -91,8 +91,7 @@ def _enter_namespaces(network: bool, mapper: tuple[int, int] | None) -> None:
     answer (`Mapper`); this costs no process of its own, where a helper fork did.
     """
     uid, gid = os.geteuid(), os.getegid()
-    flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
-             | (0 if network else _CLONE_NEWNET))
+    flags = _namespaces(network)
     if uid != 0:
         _unshare(flags)
         _write_maps("self", f"0 {uid} 1", f"0 {gid} 1", deny_setgroups=True)
@@ -106,6 +105,12 @@ def _enter_namespaces(network: bool, mapper: tuple[int, int] | None) -> None:
             os.close(fd)
         raise
     _await_mapping(mapper)
+
+
+def _namespaces(network: bool) -> int:
+    """The namespaces a sandbox gets (its cgroup namespace is made apart: see _unshare)."""
+    return (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
+            | (0 if network else _CLONE_NEWNET))
 
 
 def _await_mapping(mapper: tuple[int, int]) -> None:
@@ -128,8 +133,8 @@ class Mapper:
     of that process (`answer`), after moving a cloned one into its cgroup, and replies
     b"1", or b"0" when it could not."""
 
-    def __init__(self, cgroup: list[str] | None = None) -> None:
-        self.cgroup = cgroup or []  # cgroup.procs files to move a cloned sandbox into
+    def __init__(self) -> None:
+        self.cgroup: list[str] = []  # cgroup.procs files to move a cloned sandbox into
         self.ask_r, self.ask_w = os.pipe()
         self.answer_r, self.answer_w = os.pipe()
 
@@ -150,7 +155,7 @@ class Mapper:
             if os.read(self.ask_r, 1) == b"1":
                 ok = True
                 try:
-                    for procs in self.cgroup:  # a cloned sandbox: see _run_cloned
+                    for procs in self.cgroup:  # a cloned sandbox: see _cloned
                         with open(procs, "w") as f:
                             f.write(str(pid))
                     ids = f"0 0 1\n{CANDIDATE_ID} {CANDIDATE_ID} 1"
@@ -346,8 +351,7 @@ def _find_cloner() -> Cloner | None:
         return None
     try:
         cloner = _load("clone").Cloner
-        found: Cloner | None = cloner.find(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID
-                                           | _CLONE_NEWIPC | _CLONE_NEWNET)
+        found: Cloner | None = cloner.find(_namespaces(False))
     except Exception:  # no clone here: forking is always there
         return None
     return found
@@ -390,8 +394,7 @@ class Zygote:
                mapper: Mapper | None) -> int:
         """Clone the sandbox (root, where the cloner works) or fork it; its pid."""
         if self.cloner is not None and mapper is not None:
-            flags = (_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC
-                     | (0 if request["network"] else _CLONE_NEWNET))
+            flags = _namespaces(bool(request["network"]))
             cgroup = request.get("cgroup") or []
             assert isinstance(cgroup, list)
             mapper.cgroup = [str(procs) for procs in cgroup]

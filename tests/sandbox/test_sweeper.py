@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from sandbox_procs import processes_in
 
 from adrs.sandbox import process as process_module
 from adrs.sandbox import sweeper as sweeper_module
@@ -144,3 +145,25 @@ def test_a_fault_of_the_kill_is_the_verdicts_not_the_sweepers(
     assert SWEEPER.flush()
     assert SWEEPER.failures == failures and "could not be fully" not in caplog.text
     assert candidate.workdir is not None and not os.path.exists(candidate.workdir)
+
+
+def test_a_candidate_still_busy_when_close_returns_is_ended_by_the_sweeper() -> None:
+    """close no longer waits for the sandbox's end (release_later): a candidate that keeps
+    a thread writing, and a setsid() child sleeping, after its last call still ends, is
+    reaped and removed; what it wrote before close is in the tail."""
+    source = ("import os, sys, threading, time\n"
+              "def spam():\n    while True:\n        print('busy', file=sys.stderr)\n"
+              "        time.sleep(0.001)\n"
+              "def f():\n    threading.Thread(target=spam, daemon=True).start()\n"
+              "    time.sleep(0.05)\n"
+              "    if os.fork() == 0:\n        os.setsid()\n        time.sleep(60)\n"
+              "    return 1\n")
+    with Candidate(source, FAST, release_later=True) as candidate:
+        assert candidate.call("f") == 1
+        proc, workdir = candidate.process.proc, candidate.workdir
+        assert workdir is not None and len(processes_in(workdir)) >= 2
+    assert "busy" in candidate.stderr_tail()
+    assert SWEEPER.flush()
+    assert proc is not None and proc.returncode is not None
+    assert not os.path.exists(workdir)
+    assert processes_in(workdir) == []

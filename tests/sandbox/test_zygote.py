@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sandbox_procs import processes_in
 
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import environment, protections
@@ -92,17 +93,6 @@ def test_a_dead_zygote_is_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
         assert candidate.call("f") == 1
         assert isinstance(candidate.process.proc, ForkedSandbox)
     assert zygote_pid() != first
-
-
-def processes_in(workdir: str) -> list[str]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if workdir in os.readlink(f"/proc/{entry}/cwd"):
-                found.append(entry)
-        except OSError:
-            continue
-    return found
 
 
 @needs_zygote
