@@ -24,7 +24,8 @@ itself: it dies with the namespace, and every process the candidate left behind 
 it. No separate init is forked (that cost a process per evaluation, about 1 ms of CPU,
 benchmarks/sandbox_cpu.py), and no unlocked process is left in the sandbox (an init
 keeps its capabilities and the old root). What the candidate sees of being pid 1: its
-pid is 1, its orphaned grandchildren become its children, and a signal it sends itself
+pid is 1, its orphaned grandchildren become its children (one that exits stays a zombie,
+counted in the task limit, until the candidate waits for it), and a signal it sends itself
 whose action is the default one is ignored (the kernel protects a namespace's init from
 its own namespace). Faults (SIGSEGV, SIGBUS, SIGFPE), the rlimits (SIGKILL at the CPU
 limit; Python ignores SIGXFSZ, so the output limit is an EFBIG error) and the trusted
