@@ -23,6 +23,7 @@ The zygote exits when the control socket reaches end of file.
 from __future__ import annotations
 
 import _ctypes
+import fcntl  # here, once: imported in each sandbox, it cost 0.7 ms of CPU
 import os
 import resource
 import select
@@ -219,9 +220,18 @@ def _place_fds(fds: list[int], keep: tuple[int, ...] = ()) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _dup_high(fd: int) -> int:
-    import fcntl
+def _set_environ(env: dict[str, str]) -> None:
+    """Make the environment `env`, changing only what differs: the zygote started with
+    the sandbox's whitelisted environment, so most variables are already right."""
+    current = os.environ
+    for key in [key for key in current if key not in env]:
+        del current[key]
+    for key, value in env.items():
+        if current.get(key) != value:
+            current[key] = value
 
+
+def _dup_high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD, _FIRST_FREE_FD)
 
 
@@ -277,8 +287,7 @@ def _prepare(request: dict[str, object], fds: list[int],
     _place_fds(fds, mapper or ())
     env = request["env"]
     assert isinstance(env, dict)
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environ(env)
     cwd = request["cwd"]
     assert isinstance(cwd, str)
     os.chdir(cwd)
