@@ -425,7 +425,9 @@ def _probe(workdir: str) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], watch_parent: bool = True) -> int:
+    """Run child.py (see the module docstring). `watch_parent`: a thread ends this process
+    once the trusted side is gone; a zygote's sandbox needs none (forkserver.py)."""
     if argv[1:2] == [LOCKDOWN_PROBE]:  # the trusted side asks whether lock_down works here
         return _probe(argv[2])
     req_fd, rep_fd, candidate_path = int(argv[1]), int(argv[2]), argv[3]
@@ -447,7 +449,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
-    _thread.start_new_thread(_watch_parent, (req_fd,))
+    if watch_parent:
+        _thread.start_new_thread(_watch_parent, (req_fd,))
     os.set_blocking(req_fd, False)  # _read_some polls it before it waits
     if harness_path is not None:
         precompile(harness_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,10 +64,9 @@ def test_zygote_holds_no_secret_and_no_descriptor(monkeypatch: pytest.MonkeyPatc
     targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
     assert targets.count("/dev/null") == 3  # stdin, stdout, stderr
     assert sum(target.startswith("socket:") for target in targets) == 1  # control socket
-    # The rest: the pipe that wakes it on SIGCHLD (both ends); no file, no other socket.
-    assert sorted(t.split(":")[0] for t in targets if not t.startswith(("/dev/null",
-                                                                         "socket:"))) == \
-        ["pipe", "pipe"]
+    # Nothing else: no file, no other socket, no pipe (it sees its sandboxes end on their
+    # pidfds, closed once reaped).
+    assert [t for t in targets if not t.startswith(("/dev/null", "socket:"))] == []
 
 
 def test_sandbox_sees_only_its_own_descriptors() -> None:
@@ -146,3 +146,51 @@ def test_a_sandbox_that_dies_before_asking_for_its_maps_leaves_nothing_open() ->
     for fd in (mapper.ask_r, mapper.answer_w):
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+PLAIN_START = ("import os, signal\ndef f():\n    return [signal.getsignal(signal.SIGCHLD) == "
+               "signal.SIG_DFL, signal.set_wakeup_fd(-1), len(os.listdir('/proc/self/task'))]"
+               "\n")
+
+
+@needs_zygote
+def test_a_zygote_sandbox_starts_with_default_signals_and_one_thread() -> None:
+    """The zygote sets no SIGCHLD handler or wakeup descriptor for its sandboxes to reset,
+    and its sandboxes run no thread of their own watching for the trusted side."""
+    with Candidate(PLAIN_START, FAST) as candidate:
+        assert isinstance(candidate.process.proc, ForkedSandbox)
+        assert candidate.call("f") == [True, -1, 1]
+
+
+TRUSTED = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from adrs.sandbox.candidate import Candidate, Limits
+source = ("import os, time\\ndef f():\\n    if os.fork() == 0:\\n        os.setsid()\\n"
+          "        time.sleep(60)\\n    return 1\\n")
+candidate = Candidate(source, Limits(timeout_s=60.0))
+candidate.start()
+candidate.call("f")
+print(candidate.workdir, flush=True)
+time.sleep(60)
+"""
+
+
+@needs_zygote
+def test_sandboxes_die_with_the_trusted_process() -> None:
+    """No thread in the sandbox watches for the trusted side: when its process is killed,
+    the zygote sees end of file and exits, and its sandboxes die with it (PDEATHSIG)."""
+    trusted = subprocess.Popen(
+        [sys.executable, "-c", TRUSTED.format(tests=str(Path(__file__).parent))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert trusted.stdout is not None
+        workdir = trusted.stdout.readline().strip()
+        assert workdir and len(processes_in(workdir)) >= 2  # the candidate and its sleeper
+    finally:
+        trusted.kill()
+        trusted.wait()
+    deadline = time.monotonic() + 10
+    while processes_in(workdir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_in(workdir) == []
