@@ -81,6 +81,7 @@ _SOURCES: dict[str, str] = {}  # file name shown in tracebacks -> source text
 # harness path -> (its file's mtime and size, source, code): see precompile
 _PRECOMPILED: dict[str, tuple[tuple[int, int], str, CodeType]] = {}
 _SITE_PATHS: dict[str, list[str]] = {}  # site_paths(value), once per value
+_REAL_PATHS: dict[str, str] = {}  # real_path: the harness's, once per process
 
 
 # ------------------------------------------------------------------------------ framing
@@ -395,6 +396,34 @@ def serve(req_fd: int, rep_fd: int) -> None:
         write_frame(rep_fd, encode_reply(handle(request)))
 
 
+def lockdown_visible(harness_path: str | None) -> list[str]:
+    """What stays visible in a locked-down sandbox: the interpreter's prefixes, its
+    site-packages, and the harness (its real path)."""
+    return [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
+            *([harness_path] if harness_path else [])]
+
+
+def prepare_lockdown(harness_path: str | None) -> None:
+    """In the zygote, before it clones: what the lockdown finds the same for every
+    sandbox of this harness (its real path, the binds of the new root), found once and
+    inherited (lockdown.plan_binds). Anything it cannot find is left for the sandbox."""
+    lockdown = sys.modules.get("_adrs_sandbox_lockdown")
+    if lockdown is None:
+        return
+    try:  # noqa: SIM105 (contextlib costs start-up time)
+        lockdown.plan_binds(lockdown_visible(harness_path and real_path(harness_path)))
+    except OSError:
+        pass
+
+
+def real_path(path: str) -> str:
+    """os.path.realpath, once per path and process (see prepare_lockdown)."""
+    real = _REAL_PATHS.get(path)
+    if real is None:
+        real = _REAL_PATHS[path] = os.path.realpath(path)
+    return real
+
+
 def _lock_down(workdir: str, harness_path: str | None, max_tasks: int,
                disk_mb: int) -> dict[str, object]:
     """Apply lockdown.py: its report of what took effect, or the error reply if it failed
@@ -402,8 +431,7 @@ def _lock_down(workdir: str, harness_path: str | None, max_tasks: int,
 
     What stays visible: the interpreter's prefixes, its site-packages, and the harness.
     """
-    visible = [sys.base_prefix, sys.prefix, *_site_dirs(os.environ.get(SITE_DIRS_VAR, "")),
-               *([harness_path] if harness_path else [])]
+    visible = lockdown_visible(harness_path)
     try:
         # Preloaded in a zygote's forks (forkserver.py); loaded here on the Popen path.
         lockdown = sys.modules.get("_adrs_sandbox_lockdown") or _load_sibling("lockdown")
@@ -435,7 +463,7 @@ def main(argv: list[str], watch_parent: bool = True) -> int:
     if os.environ.get(LOCKDOWN_VAR) == "1":
         # Symlinks on the way (a TMPDIR that is one) do not exist in the new root.
         candidate_path = os.path.realpath(candidate_path)
-        harness_path = harness_path and os.path.realpath(harness_path)
+        harness_path = harness_path and real_path(harness_path)
         outcome = _lock_down(os.path.dirname(candidate_path), harness_path,
                              int(os.environ.get(MAX_TASKS_VAR, "0")),
                              int(os.environ.get(DISK_MB_VAR, "64")))

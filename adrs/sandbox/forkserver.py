@@ -390,6 +390,9 @@ class Zygote:
         # right (the zygote started with the whitelisted one); setting it in each sandbox
         # cost it 0.2 ms of copied pages.
         _set_environ(request["env"])
+        if request["env"].get(child.LOCKDOWN_VAR) == "1":  # its paths found once, here
+            harness = request.get("harness")
+            child.prepare_lockdown(harness if isinstance(harness, str) else None)
         mapper = Mapper() if os.geteuid() == 0 else None
         pid = self._start(request, fds, mapper)
         pidfd = os.pidfd_open(pid)

@@ -92,10 +92,39 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     return kept
 
 
-def _bind(call: _Call, source: str, target: str, flags: int = _MS_BIND | _MS_REC) -> None:
-    """Bind `source` at `target`, creating an empty file or directory to mount on."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.isdir(source):
+_Plan = tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[tuple[str, bool], ...]]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+
+
+def plan_binds(visible: Iterable[str]) -> _Plan:
+    """What the new root holds besides /dev and the working directory, for `visible`: the
+    system paths that are symlinks (path, target), the directories to make (parents
+    first) and the paths to bind (path, whether a directory): the other system paths
+    and the outermost of `visible`. Found once per process and list of paths: a zygote
+    finds it before it clones (each sandbox spent 0.2 ms finding it)."""
+    key = tuple(visible)
+    plan = _PLANS.get(key)
+    if plan is None:
+        links = tuple((p, os.readlink(p)) for p in SYSTEM_PATHS if os.path.islink(p))
+        system = [p for p in SYSTEM_PATHS if not os.path.islink(p)]
+        binds = tuple((p, os.path.isdir(p)) for p in _outermost([*system, *key]))
+        dirs: list[str] = []
+        for path, _ in binds:
+            parent = os.path.dirname(path)
+            chain = []
+            while parent != "/" and parent not in dirs:
+                chain.append(parent)
+                parent = os.path.dirname(parent)
+            dirs += reversed(chain)
+        plan = _PLANS[key] = (links, tuple(dirs), binds)
+    return plan
+
+
+def _bind(call: _Call, source: str, target: str, is_dir: bool,
+          flags: int = _MS_BIND | _MS_REC) -> None:
+    """Bind `source` at `target` (its parent exists), creating an empty file or directory
+    to mount on."""
+    if is_dir:
         os.mkdir(target)
     else:
         open(target, "x").close()
@@ -107,7 +136,7 @@ def _build_dev(call: _Call, root: str) -> None:
     os.mkdir(root + "/dev")
     for name in DEVICES:
         if os.path.exists("/dev/" + name):
-            _bind(call, "/dev/" + name, f"{root}/dev/{name}", _MS_BIND)
+            _bind(call, "/dev/" + name, f"{root}/dev/{name}", False, _MS_BIND)
     for name, target in _DEV_LINKS:
         os.symlink(target, f"{root}/dev/{name}")
 
@@ -144,12 +173,13 @@ def _build_root(call: _Call, workdir: str, visible: Iterable[str], disk_mb: int,
     root = os.path.join(workdir, NEW_ROOT)
     os.mkdir(root)
     call("mount", b"tmpfs", os.fsencode(root), b"tmpfs", 0, b"size=1m,mode=755")
-    for path in SYSTEM_PATHS:  # merged-/usr systems: /bin -> usr/bin stays a symlink
-        if os.path.islink(path):
-            os.symlink(os.readlink(path), root + path)
-    system = [p for p in SYSTEM_PATHS if not os.path.islink(p)]
-    for path in _outermost([*system, *visible]):
-        _bind(call, path, root + path)
+    links, dirs, binds = plan_binds(visible)
+    for path, target in links:  # merged-/usr systems: /bin -> usr/bin stays a symlink
+        os.symlink(target, root + path)
+    for path in dirs:
+        os.mkdir(root + path)
+    for path, is_dir in binds:
+        _bind(call, path, root + path, is_dir)
     _build_dev(call, root)
     _build_disk(call, root, workdir, disk_mb, owner)
     return root
@@ -259,9 +289,13 @@ def _unprivileged_ids() -> tuple[int, int] | None:
     """The (uid, gid) other than 0 that the trusted side mapped into our user namespace,
     if it did (it does when it runs as root): the candidate's identity."""
     found = []
-    for name in ("uid_map", "gid_map"):
-        with open("/proc/self/" + name) as f:
-            inside = [int(line.split()[0]) for line in f if line.strip()]
+    for name in ("uid_map", "gid_map"):  # os.read: a text file object costs 0.1 ms here
+        fd = os.open("/proc/self/" + name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            lines = os.read(fd, 4096).decode().splitlines()
+        finally:
+            os.close(fd)
+        inside = [int(line.split()[0]) for line in lines if line.strip()]
         found.append(next((n for n in inside if n != 0), None))
     uid, gid = found
     return None if uid is None or gid is None else (uid, gid)
