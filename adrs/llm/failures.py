@@ -50,9 +50,9 @@ def missing_credentials(exc: BaseException) -> bool:
 
 
 def _error_of(library: str, exc: BaseException, *names: str) -> bool:
-    """Whether `exc` is one of the exceptions `names` of `library` (litellm, or the openai
-    package whose errors litellm's subclass); never when the library is not loaded: adrs's
-    own openai client uses neither, and a failure must not import them."""
+    """Whether `exc` is one of the exceptions `names` of `library` (litellm, the openai
+    package whose errors litellm's subclass, or httpx); never when the library is not
+    loaded: none of them raised it then, and a failure must not import them."""
     loaded = sys.modules.get(library)
     return loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names))
 
@@ -74,12 +74,12 @@ def final(exc: BaseException) -> bool:
 
 
 def retryable(exc: BaseException) -> bool:
-    """Rate limits, server errors, timeouts and dropped connections are worth a retry."""
-    import httpx
-
+    """Rate limits, server errors, timeouts and dropped connections are worth a retry
+    (httpx's errors, and the OSErrors of adrs/llm/http1.py)."""
     if final(exc):
         return False
-    if isinstance(exc, httpx.TransportError | TimeoutError) or _error_of(
+    if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror) or _error_of(
+            "httpx", exc, "TransportError") or _error_of(
             "openai", exc, "APITimeoutError", "APIConnectionError"):
         return True
     status = status_of(exc)
@@ -88,11 +88,9 @@ def retryable(exc: BaseException) -> bool:
 
 def unreachable(exc: BaseException) -> tuple[str | None, str] | None:
     """(the address, why) when no connection could be made; None otherwise."""
-    import httpx
-
     url, why = None, ""
     for cause in causes(exc):
-        if isinstance(cause, httpx.ConnectError):
+        if _error_of("httpx", cause, "ConnectError"):
             url = url or _request_origin(cause)
             why = why or "cannot connect"
         if isinstance(cause, ConnectionRefusedError):

@@ -1,11 +1,13 @@
-"""A client for OpenAI-compatible endpoints over plain HTTP (httpx), without litellm.
+"""A client for OpenAI-compatible endpoints over HTTP, without litellm.
 
 Models named `openai/<name>` (OpenAI itself, or any OpenAI-compatible server at `api_base`)
-are sent as one POST to `<base>/chat/completions` through `httpx.AsyncClient` (kept alive
-per event loop; the key goes in each request's headers), with the JSON read here. A run
-builds that client ahead, on a thread (`prepare`): making one costs tens of milliseconds
-(httpx's import, a TLS context with the CA bundle), which the first request would
-otherwise wait for. httpx is what the openai package and
+are sent as one POST to `<base>/chat/completions`, with the JSON read here, through one
+client kept alive per event loop (the key goes in each request's headers): adrs's own
+HTTP/1.1 client for a plain-HTTP endpoint with no proxy set (adrs/llm/http1.py: a local
+server imports nothing more and costs less CPU per call), else `httpx.AsyncClient`. A run
+builds an httpx client ahead, on a thread (`prepare`): making one costs tens of
+milliseconds (httpx's import, a TLS context with the CA bundle), which the first request
+would otherwise wait for. httpx is what the openai package and
 litellm use underneath; going to it directly saves the openai package's import (about
 0.4 s of start-up before the first request, benchmarks/startup.py) and its typed
 conversions (measured on the loopback server, benchmarks/engine_overhead.py --client: a
@@ -16,7 +18,8 @@ OPENAI_API_KEY, as for litellm, and, as with the openai package, a request is ne
 without a key (set any value for a server that needs none). Failures: an HTTP error
 status raises `EndpointError` (its `status_code` is what adrs/llm/failures.py reads),
 timeouts and dropped connections raise httpx's own errors, a reply that is not JSON is a
-server fault (502).
+server fault (502). adrs's HTTP/1.1 client raises TimeoutError and OSErrors instead
+(adrs/llm/failures.py reads both kinds).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 from adrs.config.llm import ModelConfig
 from adrs.llm.client import CallSettings, Halt, RetryingClient, to_chat
+from adrs.llm.http1 import Http1Client, plain_http
 from adrs.llm.mutator import LLMReply, LLMRequest
 from adrs.llm.prices import Prices, bundled_prices
 from adrs.llm.provider import KeyStatus, MissingKey, read_key
@@ -123,10 +127,14 @@ class OpenAIClient(RetryingClient):
 
     def prepare(self) -> None:
         """Start building the httpx client on a daemon thread (see the module docstring);
-        the endpoint is read now. Calls made meanwhile wait for it, off the event loop."""
+        the endpoint is read now. Calls made meanwhile wait for it, off the event loop.
+        A plain-HTTP endpoint's client is made at once: it imports nothing."""
         if self._prepared is None and self._client is None:
             future: Future[Any] = Future()
             self._prepared = future
+            if plain_http(base_url(self.model)):
+                _build(self._make, future)
+                return
             threading.Thread(target=_build, args=(self._make, future), daemon=True,
                              name="adrs-httpx-client").start()
 
@@ -142,8 +150,10 @@ class OpenAIClient(RetryingClient):
         return await self._client
 
     def _make(self) -> Any:
-        httpx = _imported()
         base = base_url(self.model).rstrip("/")
+        if plain_http(base):  # no httpx to import, less CPU per call (adrs/llm/http1.py)
+            return Http1Client(base, self._settings.timeout_s)
+        httpx = _imported()
         # Plain HTTP never uses TLS (redirects are not followed): no CA bundle to load.
         tls = {} if base.lower().startswith("https:") else {"verify": False}
         return httpx.AsyncClient(base_url=base, timeout=self._settings.timeout_s, **tls)

@@ -168,11 +168,13 @@ def test_a_final_failure_stops_every_client_of_the_run(monkeypatch: pytest.Monke
     assert sorted((s.model, s.status) for s in server.seen) == [("a", 401), ("b", 503)]
 
 
-def test_an_unreachable_endpoint_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+@CLIENTS
+def test_an_unreachable_endpoint_says_so(client_class: type[RetryingClient],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIENT_KEY", "k" * 12)
     base = f"http://127.0.0.1:{closed_port()}/v1"
-    client = LiteLLMClient(ModelConfig("openai/m", api_base=base, api_key_env="CLIENT_KEY"),
-                           CallSettings(2.0, 1, 0.01))
+    client = client_class(ModelConfig("openai/m", api_base=base, api_key_env="CLIENT_KEY"),
+                          CallSettings(2.0, 1, 0.01))
     with pytest.raises(LLMUnavailable) as info:
         asyncio.run(client.complete(REQUEST))
     message = str(info.value)
