@@ -128,7 +128,9 @@ def main() -> None:
         cpu = time.process_time()
         stamps = run(args.candidates, Path(tmp) / "run", args.client, url)
         cpu = time.process_time() - cpu
-    w = args.window
+    w = min(args.window, (len(stamps) - 1) // 2)  # two windows fit in a short run
+    if w < 1:
+        sys.exit("too few candidates for two windows: pass --candidates 3 or more")
     first = (stamps[w] - stamps[0]) / w * 1e3
     last = (stamps[-1] - stamps[-1 - w]) / w * 1e3
     bound = math.log(args.candidates) / math.log(w)

@@ -62,7 +62,7 @@ _LIST, _TUPLE, _DICT = b"l", b"t", b"d"
 _FLOATS = b"D"  # a list of floats packed as raw doubles: histories and series are common
 _ARRAY = b"a"
 
-_PACK_MIN = 8
+_PACK_MIN = 2  # a lockstep tick's few floats (one per series) go packed too: 1.3 us less
 _ONLY_FLOAT = {float}
 _MAX_NDIM = 32
 # Byte order, kind and size only: no structured, object, string or datetime dtypes.

@@ -446,3 +446,12 @@ def test_shortcuts_refuse_trailing_bytes_and_keep_the_deadline() -> None:
         decode_call(encode({"fn": "f", "args": []}) + b"N")
     with pytest.raises(CodecError, match="deadline"):
         decode_reply(encode({"ok": [1, 2]}), deadline=time.monotonic() - 1)
+
+
+def test_short_float_lists_are_packed() -> None:
+    """A lockstep tick's handful of floats (one per series) travels as one packed run, and
+    decodes to the same list; a single float or a mixed list is not packed."""
+    pair = [1.5, -2.25]
+    assert encode(pair)[:1] == b"D" and decode(encode(pair)) == pair
+    assert encode([1.5])[:1] == b"l" and encode([1.5, 2])[:1] == b"l"
+    assert decode(encode({"ok": [0.5, 1.0, 2.0]})) == {"ok": [0.5, 1.0, 2.0]}
