@@ -7,7 +7,10 @@ comes from litellm's price map):
   litellm + completion_cost  what adrs did before: litellm.acompletion, then litellm's cost
                              lookup on every response
   LiteLLMClient              adrs's litellm client: prices looked up once per model
-  OpenAIClient               adrs's client for openai/... models, without litellm
+  OpenAIClient over httpx     adrs's client for openai/... models, without litellm, as it
+                             goes to an HTTPS endpoint or through a proxy (httpx)
+  OpenAIClient               the same to a plain-HTTP endpoint: adrs's own HTTP/1.1
+                             client (adrs/llm/http1.py)
 
 Usage: python benchmarks/llm_client_cpu.py [--calls 300]
 """
@@ -41,6 +44,7 @@ def paths(url: str) -> dict[str, Callable[[], Awaitable[object]]]:
     settings = CallSettings(timeout_s=30.0, max_retries=0)
     litellm_client, openai_client = LiteLLMClient(model, settings), OpenAIClient(model,
                                                                                  settings)
+    over_httpx = _OverHttpx(model, settings)
     litellm = import_litellm()
 
     async def before() -> object:
@@ -51,7 +55,18 @@ def paths(url: str) -> dict[str, Callable[[], Awaitable[object]]]:
 
     return {"litellm + completion_cost": before,
             "LiteLLMClient": lambda: litellm_client.complete(REQUEST),
+            "OpenAIClient over httpx": lambda: over_httpx.complete(REQUEST),
             "OpenAIClient": lambda: openai_client.complete(REQUEST)}
+
+
+class _OverHttpx(OpenAIClient):
+    """OpenAIClient with httpx's client for a plain-HTTP endpoint, as for HTTPS."""
+
+    def _make(self) -> object:
+        import httpx
+
+        return httpx.AsyncClient(base_url=self.model.api_base or "",
+                                 timeout=self._settings.timeout_s, verify=False)
 
 
 async def cpu_per_call(call: Callable[[], Awaitable[object]], calls: int) -> float:
