@@ -377,8 +377,9 @@ class Zygote:
     def spawn(self, message: bytes, fds: list[int]) -> None:
         try:
             request = codec.decode(message)
-            if not isinstance(request, dict) or len(fds) != 5 \
-                    or not isinstance(request.get("env"), dict):
+            env = request.get("env") if isinstance(request, dict) else None
+            if not isinstance(env, dict) or len(fds) != 5 or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
                 raise ValueError("malformed request")
         except Exception as exc:
             self._close(fds)

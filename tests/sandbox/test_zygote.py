@@ -16,7 +16,7 @@ from sandbox_procs import processes_in
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import environment, protections
 from adrs.sandbox.standby import STANDBY
-from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox
+from adrs.sandbox.zygote import ZYGOTE_CLIENT, ForkedSandbox, ZygoteError, _Zygote
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -194,3 +194,22 @@ def test_sandboxes_die_with_the_trusted_process() -> None:
     while processes_in(workdir) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_in(workdir) == []
+
+
+@needs_zygote
+@pytest.mark.parametrize("env", [None, {"PATH": 1}, {"PATH": ["/bin"]}])
+def test_a_malformed_request_is_refused_and_the_zygote_serves_on(env: object) -> None:
+    """The zygote sets each request's environment in itself before it forks: a request
+    whose environment is not text is refused with an error, not a dead zygote."""
+    zygote = _Zygote(environment("/"))
+    assert zygote.ready
+    fds = [os.open(os.devnull, os.O_RDWR) for _ in range(4)]
+    try:
+        with pytest.raises(ZygoteError, match="malformed request"):
+            zygote.spawn({"env": env, "cwd": "/", "candidate": "x", "harness": None,
+                          "rlimits": [], "network": False, "cgroup": []}, fds)
+        assert zygote.alive()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        zygote.close()
