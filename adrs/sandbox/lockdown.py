@@ -62,6 +62,8 @@ _MOUNT_ATTR_NOSUID = 0x2
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MNT_DETACH = 0x2
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = 9
 _PR_CAPBSET_DROP = 24
 _PR_SET_SECUREBITS = 28
 _PR_SET_NO_NEW_PRIVS = 38
@@ -314,6 +316,10 @@ def _drop_privileges(call: _Call, libc: int, owner: tuple[int, int] | None) -> N
     header = _CAPABILITY_VERSION_3.to_bytes(4, sys.byteorder) + bytes(4)  # version, pid 0
     call("capset", header, bytes(24))  # effective, permitted, inheritable: all empty
     call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    # The change of user cleared the parent-death signal: killed again when the parent (a
+    # zygote, which exits with the trusted side) dies. The seccomp filter keeps the
+    # candidate from clearing it; before this, it was not running yet.
+    call("prctl", _PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
 
 
 def _install_seccomp(install_filter: Callable[[], None]) -> bool:

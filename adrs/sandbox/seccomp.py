@@ -16,10 +16,14 @@ The filter (a classic BPF program over `struct seccomp_data`, see seccomp(2)):
 4. returns ENOSYS for `clone3`, whose flags live in memory a filter cannot read: glibc
    then falls back to `clone` for threads, fork and posix_spawn;
 5. returns EPERM for `clone` with a namespace flag;
-6. allows the rest.
+6. returns EPERM for `prctl(PR_SET_PDEATHSIG, ...)`: the lockdown set the sandbox's
+   process to be killed when its parent (the zygote, which exits with the trusted side)
+   dies, and the candidate must not undo that;
+7. allows the rest.
 
-Its result depends on the syscall number alone except for `clone`, so the kernel's seccomp
-action cache (Linux >= 5.11) decides every other syscall without running the program.
+Its result depends on the syscall number alone except for `clone` and `prctl`, so the
+kernel's seccomp action cache (Linux >= 5.11) decides every other syscall without running
+the program.
 Filters are inherited over fork, clone and execve and cannot be removed; `install` applies
 it to every thread of the process (SECCOMP_FILTER_FLAG_TSYNC).
 
@@ -52,8 +56,8 @@ DENIED = (
     "iopl", "ioperm",
 )
 """Syscalls that fail with EPERM (where the machine has them: iopl, ioperm and
-lookup_dcookie on x86_64 only). Besides: clone3 fails with ENOSYS, and clone with a
-namespace flag with EPERM."""
+lookup_dcookie on x86_64 only). Besides: clone3 fails with ENOSYS, clone with a
+namespace flag with EPERM, and prctl(PR_SET_PDEATHSIG) with EPERM."""
 
 # From /usr/include/x86_64-linux-gnu/asm/unistd_64.h.
 _X86_64 = {
@@ -67,7 +71,7 @@ _X86_64 = {
     "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-    "clone": 56, "clone3": 435, "seccomp": 317,
+    "clone": 56, "clone3": 435, "seccomp": 317, "prctl": 157,
 }
 # From /usr/include/asm-generic/unistd.h (aarch64 uses the generic table).
 _AARCH64 = {
@@ -80,7 +84,7 @@ _AARCH64 = {
     "bpf": 280, "userfaultfd": 282, "kexec_file_load": 294, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428, "move_mount": 429,
     "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-    "clone": 220, "clone3": 435, "seccomp": 277,
+    "clone": 220, "clone3": 435, "seccomp": 277, "prctl": 167,
 }
 _NOT_DENIED_ON = {"aarch64": ("lookup_dcookie", "iopl", "ioperm")}
 _ABI = {  # machine: (AUDIT_ARCH_*, syscall table, x32 numbers exist)
@@ -108,6 +112,7 @@ _CLONE_NAMESPACES = (0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
                      | 0x20000000 | 0x40000000 | 0x80)
 
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_PDEATHSIG = 1
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 
@@ -129,6 +134,7 @@ def filter_program(machine: str) -> bytes:
     if x32:
         code.append((_JGE, "eperm", None, _X32_SYSCALL_BIT))
     code.append((_JEQ, "clone", None, table["clone"]))
+    code.append((_JEQ, "prctl", None, table["prctl"]))
     code.append((_JEQ, "enosys", None, table["clone3"]))
     code += [(_JEQ, "eperm", None, number) for number in denied]
     code.append((_RET, None, None, _RET_ALLOW))
@@ -136,6 +142,12 @@ def filter_program(machine: str) -> bytes:
     code += [
         (_LD_W_ABS, None, None, _ARG0_LOW),
         (_JSET, "eperm", None, _CLONE_NAMESPACES),
+        (_RET, None, None, _RET_ALLOW),
+    ]
+    labels["prctl"] = len(code)
+    code += [  # the kernel reads prctl's option as an int: its low word
+        (_LD_W_ABS, None, None, _ARG0_LOW),
+        (_JEQ, "eperm", None, _PR_SET_PDEATHSIG),
         (_RET, None, None, _RET_ALLOW),
     ]
     for label, value in (("eperm", _RET_ERRNO | _EPERM), ("enosys", _RET_ERRNO | _ENOSYS),

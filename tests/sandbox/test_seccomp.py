@@ -145,6 +145,10 @@ def test_program_decisions(machine: str) -> None:
     assert evaluate(program, clone, arch, 0xFFFFFFFF_00000000 | SIGCHLD) == ALLOW
     for flag in CLONE_NAMESPACE_FLAGS:
         assert evaluate(program, clone, arch, flag | SIGCHLD) == EPERM, hex(flag)
+    prctl = table["prctl"]  # PR_SET_PDEATHSIG (1) refused, its high word ignored as the
+    for option, verdict in ((1, EPERM), (1 | 1 << 32, EPERM), (2, ALLOW), (38, ALLOW),
+                            (0, ALLOW)):  # kernel does; PR_GET_PDEATHSIG, NO_NEW_PRIVS
+        assert evaluate(program, prctl, arch, option) == verdict, option
     other_arches = [*SECCOMP_DATA_ARCH.values(), 0x40000003, 0x40000028, 0]  # i386, arm
     for other in other_arches:
         if other != arch:
@@ -227,6 +231,18 @@ def test_clone3_is_enosys_and_namespaced_clone_eperm() -> None:
         os._exit(7)
     assert pid > 0
     assert os.waitpid(pid, 0)[1] == 7 << 8
+    """)
+
+
+@needs_kernel
+def test_the_parent_death_signal_cannot_be_changed() -> None:
+    check("""
+    PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
+    fails(call("prctl", PR_SET_PDEATHSIG, 0, 0, 0, 0), errno.EPERM)
+    fails(call("prctl", PR_SET_PDEATHSIG, 9, 0, 0, 0), errno.EPERM)
+    signal = ctypes.c_int(-1)
+    assert libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(signal), 0, 0, 0) == 0
+    assert signal.value == 0  # as it was: this process never set one
     """)
 
 

@@ -163,26 +163,31 @@ def test_a_zygote_sandbox_starts_with_default_signals_and_one_thread() -> None:
 
 
 TRUSTED = """
-import os, sys, time
-sys.path.insert(0, {tests!r})
+import os, sys, threading, time
 from adrs.sandbox.candidate import Candidate, Limits
 source = ("import os, time\\ndef f():\\n    if os.fork() == 0:\\n        os.setsid()\\n"
-          "        time.sleep(60)\\n    return 1\\n")
+          "        time.sleep(60)\\n    return 1\\n"
+          "def busy():\\n    time.sleep(60)\\n")
 candidate = Candidate(source, Limits(timeout_s=60.0))
 candidate.start()
 candidate.call("f")
+if {busy!r}:  # the candidate is in a call (asleep) when this process dies
+    threading.Thread(target=candidate.call, args=("busy",), daemon=True).start()
+    time.sleep(0.2)
 print(candidate.workdir, flush=True)
 time.sleep(60)
 """
 
 
 @needs_zygote
-def test_sandboxes_die_with_the_trusted_process() -> None:
+@pytest.mark.parametrize("busy", [False, True], ids=["waiting", "in-a-call"])
+def test_sandboxes_die_with_the_trusted_process(busy: bool) -> None:
     """No thread in the sandbox watches for the trusted side: when its process is killed,
-    the zygote sees end of file and exits, and its sandboxes die with it (PDEATHSIG)."""
-    trusted = subprocess.Popen(
-        [sys.executable, "-c", TRUSTED.format(tests=str(Path(__file__).parent))],
-        stdout=subprocess.PIPE, text=True)
+    the zygote sees end of file and exits, and its sandboxes die with it (PDEATHSIG, armed
+    again after the lockdown's change of user, which clears it), even one whose candidate
+    is busy in a call and never reads its request pipe again."""
+    trusted = subprocess.Popen([sys.executable, "-c", TRUSTED.format(busy=busy)],
+                               stdout=subprocess.PIPE, text=True)
     try:
         assert trusted.stdout is not None
         workdir = trusted.stdout.readline().strip()
@@ -213,3 +218,18 @@ def test_a_malformed_request_is_refused_and_the_zygote_serves_on(env: object) ->
         for fd in fds:
             os.close(fd)
         zygote.close()
+
+
+PDEATHSIG = ("import ctypes\ndef f():\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+             "    signal = ctypes.c_int(-1)\n"
+             "    libc.prctl(2, ctypes.byref(signal), 0, 0, 0)\n"
+             "    cleared = libc.prctl(1, 0, 0, 0, 0)\n"
+             "    return [signal.value, cleared, ctypes.get_errno()]\n")
+
+
+@needs_zygote
+def test_the_candidate_dies_with_its_parent_and_cannot_change_that() -> None:
+    """An attack: the candidate clears its parent-death signal to outlive the trusted side.
+    The lockdown armed it (SIGKILL) after its change of user, and the filter refuses."""
+    with Candidate(PDEATHSIG, FAST) as candidate:
+        assert candidate.call("f") == [9, -1, 1]  # SIGKILL; prctl failed with EPERM
