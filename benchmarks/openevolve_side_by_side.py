@@ -18,7 +18,7 @@ Usage (optional in CI: it needs PyPI once; anything starting Ray runs in a loopb
 namespace):
     ../shared/bin/offline .venv/bin/python benchmarks/openevolve_side_by_side.py \\
         [--calls 100] [--repeats 3] [--delay 0.0] [--venv /tmp/adrs-openevolve-venv] \\
-        [--openevolve openevolve==0.4.0]
+        [--openevolve openevolve==0.4.0] [--adrs-backend ray|local|thread]
 Install OpenEvolve first, outside the namespace, if the namespace has no network:
     .venv/bin/python benchmarks/openevolve_side_by_side.py --install-only
 Prints each run's wall time, the machine's CPU time while it ran (busy time of all cores
@@ -157,12 +157,15 @@ def run_openevolve(runner: Path, work: Path, calls: int, seed: int, delay_s: flo
     return run_of(times, server)
 
 
-def run_adrs(work: Path, calls: int, seed: int, delay_s: float) -> Run:
+def run_adrs(work: Path, calls: int, seed: int, delay_s: float,
+             backend: str | None = None) -> Run:
     with serve(delay_s) as server:
         (work / "adrs.yaml").write_text(ADRS_CONFIG.format(seed=seed, candidates=calls + 1,
                                                            url=server.url))
+        flags = ["--backend", backend] if backend else []
         times = timed([sys.executable, "-m", "adrs", "run", "toy", "-c", "adrs.yaml",
-                      "--run-dir", "run"], work, {**os.environ, "ADRS_BENCH_KEY": "sk-bench"})
+                      "--run-dir", "run", *flags], work,
+                      {**os.environ, "ADRS_BENCH_KEY": "sk-bench"})
     return run_of(times, server)
 
 
@@ -175,6 +178,8 @@ def main() -> None:
                         "adrs-openevolve-venv")
     parser.add_argument("--openevolve", default="openevolve==0.4.0")
     parser.add_argument("--install-only", action="store_true")
+    parser.add_argument("--adrs-backend", choices=["ray", "local", "thread"],
+                        help="adrs's evaluation backend (default: adrs's own default)")
     args = parser.parse_args()
     runner = install(args.venv, args.openevolve)
     if args.install_only:
@@ -184,7 +189,8 @@ def main() -> None:
         order = ["openevolve", "adrs"] if repeat % 2 == 0 else ["adrs", "openevolve"]
         for name in order:
             with tempfile.TemporaryDirectory() as tmp:
-                run = (run_adrs(Path(tmp), args.calls, repeat, args.delay) if name == "adrs"
+                run = (run_adrs(Path(tmp), args.calls, repeat, args.delay,
+                                args.adrs_backend) if name == "adrs"
                        else run_openevolve(runner, Path(tmp), args.calls, repeat, args.delay))
             runs[name].append(run)
             print(f"repeat {repeat}: {name:<10} {run.wall_s:6.2f} s wall, {run.cpu_s:5.2f} s "
