@@ -186,14 +186,16 @@ async def _read_body(reader: asyncio.StreamReader,
             if not length.isdigit() or int(length) > MAX_BODY_BYTES:
                 raise TransportError(f"the reply's Content-Length is {length[:40]!r}")
             return await reader.readexactly(int(length)), False
-        body = await reader.read(MAX_BODY_BYTES + 1)
+        body = bytearray()
         while len(body) <= MAX_BODY_BYTES:
             more = await reader.read(MAX_BODY_BYTES + 1 - len(body))
             if not more:
-                return body, True
+                return bytes(body), True
             body += more
     except asyncio.IncompleteReadError:
         raise TransportError("the connection closed in the reply's body") from None
+    except asyncio.LimitOverrunError:  # a chunk's size line longer than the reader's limit
+        raise TransportError("the reply's chunk header is too long") from None
     raise TransportError(f"the reply's body exceeds {MAX_BODY_BYTES >> 20} MiB")
 
 
@@ -205,7 +207,9 @@ async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
         try:
             n = int(line, 16)
         except ValueError:
-            raise TransportError(f"a chunk size that is not hex: {line[:40]!r}") from None
+            n = -1
+        if n < 0:
+            raise TransportError(f"a chunk size that is not hex: {line[:40]!r}")
         if n == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                 pass

@@ -145,6 +145,8 @@ def test_error_statuses_come_back_as_responses() -> None:
     b"HTTP/1.1 200 OK\r\nContent-Le",  # closed in the headers
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # not a chunk size
     b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nxx\r\n",  # negative
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 70000,  # no end
     b"",  # closed before replying
 ])
 def test_broken_replies_are_transport_errors_worth_a_retry(reply: bytes) -> None:
