@@ -79,11 +79,10 @@ class PromptRenderer:
     user message together): the task, the current program, its verdict and the answer
     format are always shown whole, and so is the best inspiration when it scores higher
     than the current program (the one program a model most needs to see, even past the
-    budget); when everything fits, everything is shown (one render); otherwise the other
-    inspirations and the attempts are added whole, attempts (newest first) and
-    inspirations in turn, while the prompt stays within the budget. Each one left out still
-    gets a line: its id, score and outcome (what was tried and how it fared), without its
-    code. Nothing is ever cut in the middle.
+    budget); the other inspirations and the attempts are added whole, attempts (newest
+    first) and inspirations in turn, while the prompt stays within the budget. Each one
+    left out still gets a line: its id, score and outcome (what was tried and how it
+    fared), without its code. Nothing is ever cut in the middle.
     """
 
     def __init__(self, template_dir: Path | None = None, *, max_text_chars: int = 1500,
@@ -110,10 +109,6 @@ class PromptRenderer:
         attempts = ctx.attempts[:self.max_attempts]
         memo: dict[Hashable, str] = {}  # parts that the budget trials share, made once
         order = _by_priority(inspirations, attempts)
-        # Everything fits (the usual case): shown whole, without a trial per item.
-        whole = self._render(kind, ctx, *_kept(order, inspirations, attempts), (), memo)
-        if _size(whole) <= self.max_chars:
-            return whole
         chosen = order[:1] if order and _beats(order[0], ctx.parent) \
             and order[0] in inspirations else []
         reserve = OMITTED_RESERVE * (len(order) - len(chosen))

@@ -275,26 +275,6 @@ def test_the_prompt_budget_leaves_out_whole_items_and_says_so() -> None:
     assert all(len(line) < 300 for line in listed)
 
 
-def test_a_prompt_that_fits_whole_is_shown_whole_in_one_render(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """At exactly its size as the budget, nothing is left out, and the renderer makes it
-    once (no trial per item); one character less and the budget trials begin."""
-    ctx = golden_context()
-    full = PromptRenderer().render("diff", ctx)
-    size = len(full.system) + len(full.user)
-    renders: list[int] = []
-    real = PromptRenderer._render
-
-    def counted(self: PromptRenderer, *args: Any) -> RenderedPrompt:
-        renders.append(1)
-        return real(self, *args)
-
-    monkeypatch.setattr(PromptRenderer, "_render", counted)
-    assert PromptRenderer(max_chars=size).render("diff", ctx) == full and len(renders) == 1
-    tight = PromptRenderer(max_chars=size - 1).render("diff", ctx)
-    assert "Left out" in tight.user and len(renders) > 2
-
-
 def test_repair_prompt_carries_the_error_tail() -> None:
     message = PromptRenderer(max_text_chars=200).render_repair("start " + "y" * 5000 + " end")
     assert message.startswith("Your previous answer could not be applied")
