@@ -139,8 +139,9 @@ class OpenAIClient(RetryingClient):
                              name="adrs-httpx-client").start()
 
     async def _connection(self) -> Any:
-        """The httpx client of this event loop: the prepared one for the first loop, else
-        one built off the loop now. Calls that overlap share one build."""
+        """The HTTP client of this event loop (adrs's own or httpx's, see `_make`): the
+        prepared one for the first loop, else one built off the loop now. Calls that
+        overlap share one build."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             prepared, self._prepared = self._prepared, None

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 __all__ = ["PIDS_HEADROOM", "SandboxCgroup", "Support", "describe", "support"]
 
 # pids.max = max_processes + PIDS_HEADROOM: room for the sandbox's own start-up processes
-# (the process that made the namespaces on the fork path, the candidate's own process and
-# the thread that watches the trusted side ...). pids counts threads as well as processes.
+# (the process that made the namespaces on the fork path, the candidate's own process, and
+# on the Popen path the thread that watches the trusted side ...). pids counts threads as
+# well as processes.
 PIDS_HEADROOM = 4
 _CONTROLLERS = ("memory", "pids")
 _READ_LIMIT = 64 * 1024
