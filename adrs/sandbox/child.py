@@ -102,10 +102,40 @@ _pending = [b""]  # read from the request pipe, not yet taken
 # simulation per call) sends its next request within tens of microseconds; catching it
 # awake saves waking this process from another CPU, which is slow on a VM (a trivial
 # call's round trip in benchmarks/sandbox.py fell from ~90 us to ~20 us). 50 us gives the
-# same round trip and toy evaluation as 200 us did, and when the trusted side is slow
-# (busy cores, a run's other work) spins a quarter as long for nothing.
+# same round trip and toy evaluation as 200 us did.
 SPIN_S = 50e-6
+_MAX_MISSES = 4
 _pollers: dict[int, select.poll] = {}
+
+
+class Backoff:
+    """Whether the next read spins first. A spin that ends without a request (the trusted
+    side is slow: busy cores, its own process's other work) was CPU taken from everything
+    else for nothing; after one, the next 2 reads sleep at once, after another miss in a
+    row 4, then 8, at most 16, until a spin catches a request again (a loaded run, two
+    evaluations on two cores, spends less of its CPU spinning); while spins catch their
+    requests, every read spins as before."""
+
+    __slots__ = ("misses", "skips")
+
+    def __init__(self) -> None:
+        self.misses = self.skips = 0
+
+    def spin_now(self) -> bool:
+        if self.skips:
+            self.skips -= 1
+            return False
+        return True
+
+    def caught(self) -> None:
+        self.misses = 0
+
+    def missed(self) -> None:
+        self.misses = min(self.misses + 1, _MAX_MISSES)
+        self.skips = 1 << self.misses
+
+
+_BACKOFF = Backoff()
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -126,7 +156,8 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def _read_some(fd: int, size: int) -> bytes:
-    """At most `size` bytes from the non-blocking `fd`, polling for SPIN_S, then waiting.
+    """At most `size` bytes from the non-blocking `fd`, polling for SPIN_S (when the
+    backoff says so), then waiting.
     Readiness is asked with poll(0), not a read: a failed read raises BlockingIOError, and
     building that exception (its message decoded from the C library) costs more than the
     poll."""
@@ -134,17 +165,27 @@ def _read_some(fd: int, size: int) -> bytes:
     if poller is None:
         poller = _pollers[fd] = select.poll()
         poller.register(fd, select.POLLIN)
-    end = time.perf_counter() + SPIN_S
-    while not poller.poll(0):
-        if time.perf_counter() > end:
-            poller.poll()
-            break
-        os.sched_yield()
+    if _BACKOFF.spin_now() and _spin(poller):
+        _BACKOFF.caught()
+    else:
+        poller.poll()
     while True:
         try:
             return os.read(fd, size)
         except BlockingIOError:  # woken for nothing
             poller.poll()
+
+
+def _spin(poller: select.poll) -> bool:
+    """Poll for SPIN_S, yielding the CPU between tries: whether the pipe became readable
+    (a miss is told to the backoff)."""
+    end = time.perf_counter() + SPIN_S
+    while not poller.poll(0):
+        if time.perf_counter() > end:
+            _BACKOFF.missed()
+            return False
+        os.sched_yield()
+    return True
 
 
 def write_frame(fd: int, body: bytes) -> None:

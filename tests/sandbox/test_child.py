@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,50 @@ def test_precompile_keeps_one_version_and_drops_an_unreadable_harness(tmp_path: 
     harness.write_text("def broken(:\n")
     child.precompile(str(harness))
     assert str(harness) not in child._PRECOMPILED  # load compiles it and reports why
+
+
+def _skipped_reads(backoff: child.Backoff) -> int:
+    """How many reads in a row the backoff sends to sleep before the next spin."""
+    skipped = 0
+    while not backoff.spin_now():
+        skipped += 1
+    return skipped
+
+
+def test_missed_spins_back_off_2_4_8_16_and_a_caught_one_resets() -> None:
+    backoff = child.Backoff()
+    assert backoff.spin_now() and backoff.spin_now()  # spins while nothing was missed
+    skipped = []
+    for _ in range(6):
+        backoff.missed()
+        skipped.append(_skipped_reads(backoff))
+    assert skipped == [2, 4, 8, 16, 16, 16]
+    backoff.caught()
+    backoff.missed()
+    assert _skipped_reads(backoff) == 2
+
+
+def test_a_read_that_waits_past_the_spin_gets_its_request_and_backs_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    backoff = child.Backoff()
+    monkeypatch.setattr(child, "_BACKOFF", backoff)
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    try:
+        writer = threading.Timer(0.05, os.write, (write, b"late"))
+        writer.start()
+        assert child._read_some(read, 100) == b"late"  # missed the spin, then slept
+        writer.join()
+        assert (backoff.misses, backoff.skips) == (1, 2)
+        os.write(write, b"ready")
+        assert child._read_some(read, 100) == b"ready"  # sleeps at once: already there
+        assert (backoff.misses, backoff.skips) == (1, 1)
+        os.write(write, b"next")
+        child._read_some(read, 100)
+        assert backoff.skips == 0
+        os.write(write, b"caught")
+        assert child._read_some(read, 100) == b"caught"  # spins, and catches it
+        assert (backoff.misses, backoff.skips) == (0, 0)
+    finally:
+        os.close(read)
+        os.close(write)
