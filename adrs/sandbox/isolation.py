@@ -168,12 +168,33 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
 
 @_probed_once
 def _precompile() -> None:
-    """Write the bytecode of the sandbox's modules, so that no child compiles them."""
-    import py_compile
-
+    """Write the bytecode of the sandbox's modules, so that no child compiles them; a
+    module whose cached bytecode is current is left alone (compiling all four took
+    25 ms of the start-up's CPU, beside the imports of `adrs run`)."""
     for name in _SANDBOX_MODULES:
-        with contextlib.suppress(OSError, py_compile.PyCompileError):  # a read-only install
-            py_compile.compile(str(Path(__file__).with_name(name)), doraise=True)
+        source = str(Path(__file__).with_name(name))
+        if not bytecode_current(source):
+            import py_compile
+
+            with contextlib.suppress(OSError, py_compile.PyCompileError):  # read-only install
+                py_compile.compile(source, doraise=True)
+
+
+def bytecode_current(source: str) -> bool:
+    """Whether `source`'s cached bytecode is what the import system would use as is: this
+    interpreter's magic number, checked by timestamp, the source's mtime and size."""
+    import importlib.util
+
+    try:
+        with open(importlib.util.cache_from_source(source), "rb") as cached:
+            header = cached.read(16)
+        stat = os.stat(source)
+    except OSError:
+        return False
+    return (len(header) == 16 and header[:4] == importlib.util.MAGIC_NUMBER
+            and int.from_bytes(header[4:8], "little") == 0
+            and int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF)
 
 
 @_probed_once

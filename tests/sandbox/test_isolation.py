@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import py_compile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +104,31 @@ def test_warm_up_probes_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolation, "protection_report", lambda: done.set() or [])
     isolation.warm_up()
     assert done.wait(10)
+
+
+def test_bytecode_is_current_until_its_source_changes(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text("X = 1\n")
+    assert not isolation.bytecode_current(str(source))  # nothing cached yet
+    py_compile.compile(str(source), doraise=True)
+    assert isolation.bytecode_current(str(source))
+    source.write_text("X = 22\n")  # another size
+    assert not isolation.bytecode_current(str(source))
+    py_compile.compile(str(source), doraise=True)
+    stat = source.stat()
+    os.utime(source, (stat.st_atime, stat.st_mtime + 5))  # same size, another time
+    assert not isolation.bytecode_current(str(source))
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    py_compile.compile(str(source), doraise=True)
+    cached.write_bytes(b"\0\0\0\0" + cached.read_bytes()[4:])  # another interpreter's
+    assert not isolation.bytecode_current(str(source))
+
+
+def test_precompile_writes_only_stale_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    monkeypatch.setattr(py_compile, "compile", lambda path, **_: compiled.append(path))
+    stale = {"codec.py"}
+    monkeypatch.setattr(isolation, "bytecode_current",
+                        lambda path: Path(path).name not in stale)
+    isolation._precompile.__wrapped__()  # type: ignore[attr-defined]
+    assert [Path(path).name for path in compiled] == ["codec.py"]
