@@ -4,9 +4,9 @@ command line's modules are imported, so that the two overlap; then the command r
 adrs/cli/main.py says.
 
 The cyclic garbage collector is off while the command line's modules are imported: the
-import makes tens of thousands of objects and no garbage cycles, and the 65 collections
-it triggered took 12-15 ms of a run's start (benchmarks/startup.py). What the import made
-is then frozen (gc.freeze): the run's full collections skip it."""
+import makes tens of thousands of objects and no garbage cycles, so the dozens of
+collections it would trigger free nothing and only delay the run's first request. What
+the import made is then frozen (gc.freeze): the run's full collections skip it."""
 
 from __future__ import annotations
 

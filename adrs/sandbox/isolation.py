@@ -169,8 +169,8 @@ def _namespace_prefix(unshare: str | None, network: bool) -> tuple[str, ...]:
 @_probed_once
 def _precompile() -> None:
     """Write the bytecode of the sandbox's modules, so that no child compiles them; a
-    module whose cached bytecode is current is left alone (compiling all four took
-    25 ms of the start-up's CPU, beside the imports of `adrs run`)."""
+    module whose cached bytecode is current is left alone (compiling them on every
+    start took the GIL from `adrs run`'s own imports, which it overlaps)."""
     for name in _SANDBOX_MODULES:
         source = str(Path(__file__).with_name(name))
         if not bytecode_current(source):
