@@ -34,6 +34,7 @@ from adrs.engine.reevaluation import noise_of
 from adrs.errors import UserError
 from adrs.evaluation.backends import EvalBackend, LocalBackend, ThreadBackend, machine_cpus
 from adrs.evaluation.deferred import DeferredBackend
+from adrs.evaluation.forked import ForkedBackend, fork_safe
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.llm.setup import build_mutator
 from adrs.problem.options import merged_options
@@ -92,20 +93,25 @@ def start_run(problem_ref: str, config: RunConfig, run_dir: Path,
     problem = load_problem(problem_ref)
     merged_options(problem.spec.options, config.problem_options, problem.name)  # known names
     check_new_run_dir(run_dir)
-    mutator = mutator or build_mutator(config, run_dir)
-    ready = None
-    if backend is None and config.evaluation.ray_address is None:
-        ready = _preflight(problem, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with hold_lock(run_dir):
-        store = RunStore.create(run_dir, dump(config), {
-            "problem": problem.name, "problem_root": str(problem.root),
-            "created": str(time.time())})
-        try:
-            return _session(store, problem, config, observers, mutator, backend, ready,
-                            resumed=False)
-        finally:
-            store.close()
+    forked = _fork_workers(config) if backend is None else None  # before any thread
+    try:
+        mutator = mutator or build_mutator(config, run_dir)
+        ready = None
+        if backend is None and config.evaluation.ray_address is None:
+            ready = _preflight(problem, config, forked)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with hold_lock(run_dir):
+            store = RunStore.create(run_dir, dump(config), {
+                "problem": problem.name, "problem_root": str(problem.root),
+                "created": str(time.time())})
+            try:
+                return _session(store, problem, config, observers, mutator,
+                                backend, ready, forked, resumed=False)
+            finally:
+                store.close()
+    finally:
+        if forked is not None:  # closed with the session's backend already, if it ran
+            forked.close()
 
 
 def resume_run(run_dir: Path, observers: Sequence[Observer], iterations: int | None = None,
@@ -134,10 +140,15 @@ def resume_run(run_dir: Path, observers: Sequence[Observer], iterations: int | N
             raise UserError(f"the problem folder of this run, '{root}', no longer exists: "
                             "restore it to resume the run")
         problem = load_problem(root)
-        mutator = mutator or build_mutator(config, run_dir)
-        with hold_lock(run_dir):
-            return _session(store, problem, config, observers, mutator, backend, None,
-                            resumed=True)
+        forked = _fork_workers(config) if backend is None else None  # before any thread
+        try:
+            mutator = mutator or build_mutator(config, run_dir)
+            with hold_lock(run_dir):
+                return _session(store, problem, config, observers, mutator, backend, None,
+                                forked, resumed=True)
+        finally:
+            if forked is not None:  # closed with the session's backend already, if it ran
+                forked.close()
     finally:
         store.close()
 
@@ -154,13 +165,14 @@ def _stored_config(run_dir: Path, overrides: Mapping[str, Any]) -> RunConfig:
 _Ready = tuple[EvalJob, EvalResult]  # the initial program's job and its result
 
 
-def _preflight(problem: Problem, config: RunConfig) -> _Ready | None:
-    """Evaluate the initial program here, once; a UserError (a bad problem option, an
-    evaluator that cannot be found) stops the run before it exists. A fault of the system
-    is left for the run to meet (and record)."""
+def _preflight(problem: Problem, config: RunConfig,
+               forked: ForkedBackend | None) -> _Ready | None:
+    """Evaluate the initial program once, in a forked worker if there are some, else here;
+    a UserError (a bad problem option, an evaluator that cannot be found) stops the run
+    before it exists. A fault of the system is left for the run to meet (and record)."""
     job = eval_job(problem, config, problem.initial_code)
     try:
-        return job, run_job(job)
+        return job, (run_job(job) if forked is None else forked.submit(job).result())
     except UserError:
         raise
     except Exception:
@@ -224,14 +236,15 @@ class _Relay:
 
 def _session(store: RunStore, problem: Problem, config: RunConfig,
              observers: Sequence[Observer], mutator: Mutator, backend: EvalBackend | None,
-             ready: _Ready | None, *, resumed: bool) -> RunSummary:
+             ready: _Ready | None, forked: ForkedBackend | None = None, *,
+             resumed: bool) -> RunSummary:
     """One session, under the run's lock: its ending is recorded whatever ends it."""
     _record(store, None)
     log = EventLog(store.run_dir / EVENTS_NAME)
     interrupt = _Interrupt()
     try:
         summary = _evolve(store, problem, config, _Relay([log, *observers], interrupt),
-                          interrupt, mutator, backend, ready, resumed=resumed)
+                          interrupt, mutator, backend, ready, forked, resumed=resumed)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C outside the event loop, or SIGTERM
         _record(store, INTERRUPTED)  # while Ray starts (Ray's handler exits) ...
         raise
@@ -259,8 +272,9 @@ def _record(store: RunStore, reason: str | None) -> None:
 
 def _evolve(store: RunStore, problem: Problem, config: RunConfig, relay: _Relay,
             interrupt: _Interrupt, mutator: Mutator, backend: EvalBackend | None,
-            ready: _Ready | None, *, resumed: bool) -> RunSummary:
-    backend = backend or make_backend(config)
+            ready: _Ready | None, forked: ForkedBackend | None, *,
+            resumed: bool) -> RunSummary:
+    backend = backend or make_backend(config, forked)
     if ready is not None:
         backend = _WithInitial(backend, ready)
     try:
@@ -309,11 +323,12 @@ async def _drive(controller: Controller, started: RunStarted,
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def make_backend(config: RunConfig) -> EvalBackend:
+def make_backend(config: RunConfig, forked: ForkedBackend | None = None) -> EvalBackend:
     """The configured backend. An embedded Ray takes seconds to start: it starts in the
     background `evaluation.ray_start_delay_s` after the first job, whose candidates
-    meanwhile run in threads of this process, each in its sandbox as always
-    (adrs/evaluation/deferred.py); a run that ends sooner never starts it. The default,
+    meanwhile run in worker processes forked from this one (threads of this process where
+    it already runs other threads), each in its sandbox as always (adrs/evaluation/
+    deferred.py, forked.py); a run that ends sooner never starts it. The default,
     10 s: Ray's start takes seconds of CPU, which a shorter run loses rather than gains
     (measured on 2 cores: a 100-call toy run took 5.7 s with Ray starting 2 s in, 3.8-4.4 s
     without)."""
@@ -323,10 +338,21 @@ def make_backend(config: RunConfig) -> EvalBackend:
     if config.evaluation.backend == "ray":
         address = config.evaluation.ray_address
         if address is None:
-            return DeferredBackend(lambda: _ray(workers, None), ThreadBackend(workers),
+            return DeferredBackend(lambda: _ray(workers, None),
+                                   forked or ThreadBackend(workers),
                                    delay_s=config.evaluation.ray_start_delay_s)
         return _ray(workers, address)
     return LocalBackend(workers)
+
+
+def _fork_workers(config: RunConfig) -> ForkedBackend | None:
+    """The evaluation workers an embedded Ray's session runs its jobs in until Ray is up,
+    forked now, while this process runs no other thread (adrs/evaluation/forked.py);
+    None where it cannot fork safely (threads then), or uses another backend."""
+    evaluation = config.evaluation
+    if evaluation.backend != "ray" or evaluation.ray_address is not None or not fork_safe():
+        return None
+    return ForkedBackend(evaluation.workers)
 
 
 def _ray(workers: int, address: str | None) -> EvalBackend:

@@ -117,6 +117,7 @@ class LaunchPlan:
 
 
 _PROBES = threading.RLock()  # one probe at a time: the others wait for its answer
+_warming: threading.Thread | None = None  # warm_up's
 _Probe = Callable[..., Any]
 
 
@@ -138,10 +139,20 @@ def warm_up() -> None:
     sandbox would do first, overlapped with the caller's own start-up (`adrs run` imports
     and reads its configuration meanwhile; adrs/cli/entry.py). A failure is left to the
     first sandbox, which probes again and says why."""
-    threading.Thread(target=_warm, name="adrs-sandbox-warm-up", daemon=True).start()
+    global _warming
+    _warming = threading.Thread(target=warm, name="adrs-sandbox-warm-up", daemon=True)
+    _warming.start()
 
 
-def _warm() -> None:
+def wait_warm() -> None:
+    """Wait for warm_up's thread to end (a caller about to fork: see forked.py)."""
+    if _warming is not None:
+        _warming.join()
+
+
+def warm() -> None:
+    """Probe this machine and start this process's zygote (warm_up's thread; a forked
+    evaluation worker, whose probes its parent already made)."""
     with _PROBES, contextlib.suppress(Exception):
         _precompile()
         protection_report()

@@ -106,6 +106,7 @@ class _Zygote:
         finally:
             theirs.close()
         self.sock = ours
+        self.pidfd = os.pidfd_open(self.proc.pid)  # alive() in a forked worker too
         self.sock.settimeout(_START_TIMEOUT_S)
         try:
             self.ready = codec.decode(self.sock.recv(_MAX_MESSAGE)) == {"ready": True}
@@ -116,7 +117,13 @@ class _Zygote:
             self.close()
 
     def alive(self) -> bool:
-        return self.ready and self.proc.poll() is None
+        """Whether it runs: asked of its pidfd, which a forked worker that kept it can ask
+        too (it is not that worker's child)."""
+        if not self.ready or self.pidfd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self.pidfd, select.POLLIN)
+        return not poller.poll(0)
 
     def spawn(self, request: dict[str, object], fds: list[int]) -> ForkedSandbox:
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -139,13 +146,26 @@ class _Zygote:
         os.set_inheritable(pidfds[0], False)  # as every descriptor of ours
         return ForkedSandbox(reply["pid"], pidfds[0], status_r)
 
+    def forget(self) -> None:
+        """Close this process's copies of the control socket and the pidfd, leaving the
+        zygote to whoever else holds the socket (a forked child, or its parent); it sees
+        end of file when the last holder closes it."""
+        self.sock.close()
+        self._close_pidfd()
+
     def close(self) -> None:
+        self._close_pidfd()
         self.sock.close()  # end of file: the zygote exits
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         if self.proc.returncode is None:
             self.proc.kill()
             self.proc.wait()
+
+    def _close_pidfd(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
 
 
 class ZygoteClient:
@@ -186,6 +206,8 @@ class ZygoteClient:
 
     def _get(self, env: dict[str, str]) -> _Zygote | None:
         if self._owner != os.getpid():  # a forked worker: the zygote is its parent's
+            if self._zygote is not None:
+                self._zygote.forget()
             self._zygote, self._owner, self._broken = None, os.getpid(), False
         if self._broken or not self.enabled:
             return None
@@ -204,6 +226,19 @@ class ZygoteClient:
             with contextlib.suppress(OSError):
                 self._zygote.close()
             self._zygote = None
+
+    def keep_after_fork(self) -> None:
+        """In a forked child: take over the parent's zygote (which the parent then
+        `release`s) instead of starting one."""
+        self._owner = os.getpid()
+
+    def release(self) -> None:
+        """In the parent, after a forked child took its zygote over: forget it (the child
+        now holds it); a later sandbox here starts a new one."""
+        with self._lock:
+            if self._zygote is not None and self._owner == os.getpid():
+                self._zygote.forget()
+                self._zygote = None
 
     def close(self) -> None:
         with self._lock:

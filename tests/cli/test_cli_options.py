@@ -136,7 +136,7 @@ def test_a_bad_trace_folder_on_run_creates_nothing_and_starts_no_ray(
     from adrs.cli.main import main
     from adrs.run import session
 
-    def no_backend(config: object) -> None:
+    def no_backend(config: object, forked: object = None) -> None:
         raise AssertionError("a backend was started before the options were checked")
 
     monkeypatch.setattr(session, "make_backend", no_backend)

@@ -113,7 +113,7 @@ _scaffolded = evaluate
 def evaluate(candidate):
     time.sleep(0.15)
     result = _scaffolded(candidate)
-    result.setdefault("metrics", {})["pid"] = os.getpid()
+    result.setdefault("metrics", {})["ppid"] = os.getppid()
     return result
 """
 
@@ -121,8 +121,9 @@ def evaluate(candidate):
 def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
     """The default backend starts its own local Ray, whatever RAY_ADDRESS says, and
     nothing but adrs's own lines reach the terminal (no Ray notices on stderr). With no
-    start delay, Ray comes up while the first candidates run in the adrs process (its pid
-    in the evaluator's metrics) and takes the later ones (a Ray worker's pid)."""
+    start delay, Ray comes up while the first candidates run in workers forked from the
+    adrs process (its pid is their parent's, in the evaluator's metrics) and takes the
+    later ones (a Ray worker, whose parent is Ray's)."""
     env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
     env.pop("ADRS_DEBUG", None)
     adrs = [sys.executable, "-m", "adrs"]
@@ -146,11 +147,12 @@ def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
                out.splitlines()), out
     store = RunStore.open(tmp_path / "r", readonly=True)
     try:
-        pids = [r.result.metrics["pid"] for r in store.records() if r.result and r.result.valid]
+        parents = [r.result.metrics["ppid"] for r in store.records()
+                   if r.result and r.result.valid]
     finally:
         store.close()
-    assert pids[0] == proc.pid  # before Ray was up: a thread of the adrs process
-    assert any(pid != proc.pid for pid in pids), "Ray never took a candidate"
+    assert parents[0] == proc.pid  # before Ray was up: a worker forked by adrs
+    assert any(pid != proc.pid for pid in parents), "Ray never took a candidate"
 
 
 EMBEDDED = """import sys

@@ -83,7 +83,7 @@ def test_a_backend_that_cannot_start_is_recorded_failed(tmp_path: Path,
     run_dir = tmp_path / "r"
     start_run("toy", thread_config(2), run_dir, [])
 
-    def no_ray(config: RunConfig) -> ThreadBackend:
+    def no_ray(config: RunConfig, forked: object = None) -> ThreadBackend:
         raise UserError("could not start an embedded Ray: boom (set ADRS_DEBUG=1 to see "
                         "Ray's output, or use --backend local)")
 
@@ -94,7 +94,7 @@ def test_a_backend_that_cannot_start_is_recorded_failed(tmp_path: Path,
         "failed", "could not start an embedded Ray: boom (set ADRS_DEBUG=1 to see Ray's "
         "output, or use --backend local)")
 
-    def crash(config: RunConfig) -> ThreadBackend:
+    def crash(config: RunConfig, forked: object = None) -> ThreadBackend:
         raise RuntimeError("the raylet died\nand more")
 
     monkeypatch.setattr(session, "make_backend", crash)
@@ -105,7 +105,7 @@ def test_a_backend_that_cannot_start_is_recorded_failed(tmp_path: Path,
 
 def test_ctrl_c_outside_the_event_loop_is_recorded_stopped(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(config: RunConfig) -> ThreadBackend:
+    def interrupted(config: RunConfig, forked: object = None) -> ThreadBackend:
         raise KeyboardInterrupt  # while Ray starts, say
 
     monkeypatch.setattr(session, "make_backend", interrupted)
@@ -115,7 +115,7 @@ def test_ctrl_c_outside_the_event_loop_is_recorded_stopped(tmp_path: Path,
     assert run_ending(run_dir) == RunEnding("stopped", "interrupted")
     assert run_ending(run_dir).text == "stopped: interrupted"
 
-    def terminated(config: RunConfig) -> ThreadBackend:
+    def terminated(config: RunConfig, forked: object = None) -> ThreadBackend:
         raise SystemExit(15)  # Ray's SIGTERM handler, while Ray starts
 
     monkeypatch.setattr(session, "make_backend", terminated)
@@ -136,7 +136,7 @@ def test_a_resume_that_cannot_start_leaves_the_ending_alone(tmp_path: Path) -> N
 
 def test_a_bad_problem_option_creates_nothing_and_starts_no_backend(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_backend(config: RunConfig) -> ThreadBackend:
+    def no_backend(config: RunConfig, forked: object = None) -> ThreadBackend:
         raise AssertionError("the backend was started before the options were checked")
 
     monkeypatch.setattr(session, "make_backend", no_backend)
@@ -156,7 +156,7 @@ def test_the_checked_initial_program_is_not_evaluated_again(tmp_path: Path,
             sources.append(job.source)
             return super().submit(job)
 
-    monkeypatch.setattr(session, "make_backend", lambda config: Counting(1))
+    monkeypatch.setattr(session, "make_backend", lambda config, forked=None: Counting(1))
     seen = Seen(tmp_path / "r")
     summary = start_run("toy", thread_config(3), tmp_path / "r", [seen])
     # Two children, and each new best once more (adrs/engine/reevaluation.py): the initial
@@ -273,3 +273,23 @@ def test_the_fast_exit_of_adrs_run_leaves_the_run_stored(tmp_path: Path) -> None
     assert _count(run_dir) == 5
     last = (run_dir / "events.jsonl").read_text().rstrip().splitlines()[-1]
     assert last.startswith('{"type": "RunStopped"'), last
+
+
+def test_a_session_of_an_embedded_ray_forks_its_workers_when_it_safely_can(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+
+    def fake_forked(workers: int) -> object:
+        made.append(workers)
+        return "forked workers"
+
+    monkeypatch.setattr(session, "ForkedBackend", fake_forked)
+    monkeypatch.setattr(session, "fork_safe", lambda: True)
+    embedded = resolve([("test", {"evaluation": {"workers": 3}})])
+    assert session._fork_workers(embedded) == "forked workers" and made == [3]
+    for other in ({"backend": "thread"}, {"backend": "local"},
+                  {"ray_address": "10.0.0.1:6379"}):
+        assert session._fork_workers(resolve([("test", {"evaluation": other})])) is None
+    monkeypatch.setattr(session, "fork_safe", lambda: False)  # threads run: no fork
+    assert session._fork_workers(embedded) is None
+    assert made == [3]

@@ -1,0 +1,257 @@
+"""Evaluation workers forked from this process: the trusted evaluator out of the engine's
+process, started in milliseconds.
+
+Threads of this process (ThreadBackend) run each evaluation's trusted side under the
+engine's GIL: a lockstep evaluator (a call into the sandbox per simulated tick) hands the
+GIL back and forth with the other evaluations and the engine at every call, and each
+sandbox waits for its trusted side meanwhile. Processes do not share it; but a spawned
+worker (LocalBackend) starts a fresh interpreter, imports adrs, probes the machine and
+starts a zygote before its first evaluation, which a short run on few cores loses rather
+than gains. A fork is a copy of this process as it is: its modules imported, the
+machine's probes known (isolation.py's caches). So `ForkedBackend` forks its workers: the
+first takes this process's zygote over (started by the warm-up while adrs imported its
+modules: this process then forgets it), each other starts its own at once; the sandboxes
+are the same.
+
+A fork is safe only while this process runs no other thread: a thread holding a lock (an
+import's, a logging handler's, one of adrs's) at the moment of the fork leaves it held for
+good in the child. `fork_safe()` says whether that is so, after waiting for the sandbox's
+warm-up thread (isolation.wait_warm); the caller uses threads otherwise, and forks before
+it starts any thread of its own (adrs/run/session.py).
+
+A worker ignores SIGINT (the terminal's Ctrl-C reaches the whole process group: this
+process decides what it means, and closes the backend), dies with this process
+(PR_SET_PDEATHSIG, and it exits at end of file on its socket), runs one job at a time
+(pickled EvalJob in, ("ok", EvalResult) or ("error", exception) out) and, at end of file,
+closes its standbys, waits for its sandboxes' clean-up (sweeper.py) and its zygote, and
+leaves with os._exit: the atexit handlers it inherited are this process's. A worker that
+dies fails its job and every later one with a RuntimeError (a fault of the system: the
+run stops and says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import NoReturn
+
+from adrs.evaluation.runner import EvalJob, run_job
+from adrs.sandbox import isolation
+from adrs.sandbox.standby import STANDBY
+from adrs.sandbox.sweeper import SWEEPER
+from adrs.sandbox.zygote import ZYGOTE_CLIENT
+from adrs.types import EvalResult
+
+_PR_SET_PDEATHSIG = 1
+_EXIT_WAIT_S = 10.0  # for a worker to clean up and exit after end of file
+_Item = tuple[EvalJob, "Future[EvalResult]"] | None
+
+
+def fork_safe() -> bool:
+    """Whether this process may fork its workers now: it runs no other thread, once the
+    sandbox's warm-up has ended (see the module docstring)."""
+    if not hasattr(os, "fork"):
+        return False
+    isolation.wait_warm()
+    return threading.active_count() == 1
+
+
+class ForkedBackend:
+    """Jobs in `workers` processes forked from this one (module docstring). Create it only
+    when `fork_safe()`; it starts one thread per worker, which hands it its jobs."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self._jobs: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._broken: str | None = None
+        self._pids: list[int] = []
+        self._conns: list[Connection] = []
+        for n in range(workers):
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                ours.close()
+                for other in self._conns:
+                    other.close()
+                if n == 0:  # the first worker takes this process's zygote over
+                    ZYGOTE_CLIENT.keep_after_fork()
+                _work(Connection(theirs.detach()), os.getppid())
+            theirs.close()
+            self._pids.append(pid)
+            self._conns.append(Connection(ours.detach()))
+        ZYGOTE_CLIENT.release()
+        self._threads = [threading.Thread(target=self._hand, args=(n,),
+                                          name=f"adrs-eval-worker-{n}", daemon=True)
+                         for n in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def workers(self) -> int:
+        return len(self._pids)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(self._pids)
+
+    def submit(self, job: EvalJob) -> Future[EvalResult]:
+        future: Future[EvalResult] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("submit after close: the backend is closed")
+            if self._broken is not None:
+                future.set_exception(RuntimeError(self._broken))
+                return future
+            self._jobs.put((job, future))
+        return future
+
+    def close(self) -> None:
+        """Cancel the jobs not started, wait for the running ones, end the workers."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cancel_waiting()
+            for _ in self._threads:
+                self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        for conn in self._conns:
+            conn.close()  # end of file: the worker cleans up and exits
+        deadline = time.monotonic() + _EXIT_WAIT_S
+        for pid in self._pids:
+            _reap(pid, deadline)
+
+    def _cancel_waiting(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[1].cancel()
+
+    def _hand(self, n: int) -> None:
+        """Worker n's thread: hand it one job at a time, and its answer to the future."""
+        conn = self._conns[n]
+        while (item := self._jobs.get()) is not None:
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                conn.send(job)
+                kind, value = conn.recv()
+            except (EOFError, OSError) as exc:
+                self._break(n, exc, future)
+                return
+            if kind == "ok":
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _break(self, n: int, exc: BaseException, future: Future[EvalResult]) -> None:
+        """Worker n died: fail its job, every waiting one, and every later one."""
+        status = _exit_status(self._pids[n])
+        message = (f"evaluation worker {n} (pid {self._pids[n]}) died{status} "
+                   f"({type(exc).__name__}): the run cannot evaluate any further")
+        future.set_exception(RuntimeError(message))
+        with self._lock:
+            self._broken = message
+            while True:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:  # close() is under way: leave it for the other threads
+                    self._jobs.put(None)
+                    break
+                if item[1].set_running_or_notify_cancel():
+                    item[1].set_exception(RuntimeError(message))
+
+
+def _exit_status(pid: int, wait_s: float = 1.0) -> str:
+    """How the dead worker `pid` ended, in words (reaping it), once it has (a moment after
+    its socket closed); "" if it has not within `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.suppress(ChildProcessError, OSError):
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                return f" with exit status {code}" if code >= 0 else f" of signal {-code}"
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.005)
+    return ""
+
+
+def _reap(pid: int, deadline: float) -> None:
+    """Wait for worker `pid` to exit until `deadline`, then kill it."""
+    with contextlib.suppress(ChildProcessError):
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.005)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+# ------------------------------------------------------------------------ in the worker
+def _work(conn: Connection, parent: int) -> NoReturn:
+    """A worker's life (module docstring); never returns."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with(parent)
+        gc.freeze()  # what the fork copied is never collected: its pages stay shared
+        isolation.warm()  # the probes are known: the zygote kept, or one of its own
+        _serve(conn)
+    except BaseException:  # a worker reports by its exit status
+        code = 1
+    finally:
+        _clean_up()
+        os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when its parent dies; exit now if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _serve(conn: Connection) -> None:
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        try:
+            answer: tuple[str, object] = ("ok", run_job(job))
+        except Exception as exc:  # a fault of the system or of the set-up: the caller's
+            answer = ("error", exc)
+        try:
+            conn.send(answer)
+        except Exception as exc:  # the exception does not pickle: its text does
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {answer[1]}")))
+
+
+def _clean_up() -> None:
+    """The worker's sandboxes: idle standbys closed, clean-ups done, its zygote ended."""
+    for step in (STANDBY.close, SWEEPER.flush, ZYGOTE_CLIENT.close):
+        with contextlib.suppress(Exception):
+            step()
