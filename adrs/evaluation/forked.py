@@ -8,10 +8,10 @@ sandbox waits for its trusted side meanwhile. Processes do not share it; but a s
 worker (LocalBackend) starts a fresh interpreter, imports adrs, probes the machine and
 starts a zygote before its first evaluation, which a short run on few cores loses rather
 than gains. A fork is a copy of this process as it is: its modules imported, the
-machine's probes known (isolation.py's caches). So `ForkedBackend` forks its workers: the
-first takes this process's zygote over (started by the warm-up while adrs imported its
-modules: this process then forgets it), each other starts its own at once; the sandboxes
-are the same.
+machine's probes known (isolation.py's caches). So `ForkedBackend` forks its workers, and
+they share this process's zygote (started by the warm-up while adrs imported its modules):
+the first takes it over, each other reaches it through a control socket of its own, and
+this process forgets it. The sandboxes are the same.
 
 A fork is safe only while this process runs no other thread: a thread holding a lock (an
 import's, a logging handler's, one of adrs's) at the moment of the fork leaves it held for
@@ -78,6 +78,7 @@ class ForkedBackend:
         self._broken: str | None = None
         self._pids: list[int] = []
         self._conns: list[Connection] = []
+        links = [None, *(ZYGOTE_CLIENT.connect_child() for _ in range(workers - 1))]
         for n in range(workers):
             ours, theirs = socket.socketpair()
             pid = os.fork()
@@ -85,12 +86,14 @@ class ForkedBackend:
                 ours.close()
                 for other in self._conns:
                     other.close()
-                if n == 0:  # the first worker takes this process's zygote over
-                    ZYGOTE_CLIENT.keep_after_fork()
+                _take_zygote(n, links)
                 _work(Connection(theirs.detach()), os.getppid())
             theirs.close()
             self._pids.append(pid)
             self._conns.append(Connection(ours.detach()))
+        for link in links:
+            if link is not None:
+                link.close()
         ZYGOTE_CLIENT.release()
         self._threads = [threading.Thread(target=self._hand, args=(n,),
                                           name=f"adrs-eval-worker-{n}", daemon=True)
@@ -210,6 +213,19 @@ def _reap(pid: int, deadline: float) -> None:
 
 
 # ------------------------------------------------------------------------ in the worker
+def _take_zygote(n: int, links: list[socket.socket | None]) -> None:
+    """Worker n's zygote: the first takes its parent's over, the others reach it through a
+    socket of their own (`links`); one that has none starts its own."""
+    for k, link in enumerate(links):
+        if link is not None and k != n:
+            link.close()
+    link = links[n]
+    if n == 0:
+        ZYGOTE_CLIENT.keep_after_fork()
+    elif link is not None:
+        ZYGOTE_CLIENT.adopt(link)
+
+
 def _work(conn: Connection, parent: int) -> NoReturn:
     """A worker's life (module docstring); never returns."""
     code = 0
@@ -217,7 +233,7 @@ def _work(conn: Connection, parent: int) -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _die_with(parent)
         gc.freeze()  # what the fork copied is never collected: its pages stay shared
-        isolation.warm()  # the probes are known: the zygote kept, or one of its own
+        isolation.warm()  # the probes are known; the zygote is its parent's, else its own
         _serve(conn)
     except BaseException:  # a worker reports by its exit status
         code = 1

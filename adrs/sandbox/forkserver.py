@@ -16,8 +16,11 @@ Control protocol (one SOCK_SEQPACKET socket, codec-encoded messages):
   descriptors (stdout, stderr, request pipe, reply pipe, status pipe); reply {"pid": int}
   with a pidfd of the sandbox process, or {"error": str};
 - when the sandbox process ends, its exit status (4 bytes, as `Popen.returncode`) is
-  written to its status pipe, which is then closed.
-The zygote exits when the control socket reaches end of file.
+  written to its status pipe, which is then closed;
+- request {"connect": True} with one descriptor, a socket of the same kind: the zygote
+  serves it too, as it serves the first (a worker forked by the trusted side asks on its
+  own socket); reply {"connected": True}, or {"error": str}.
+The zygote exits when every control socket has reached end of file.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ try:  # noqa: SIM105 (contextlib costs start-up time) the filter, built once for
 except OSError:  # no filter here: each sandbox's lockdown reports it, as on the Popen path
     pass
 codec = child.codec
+_CONNECT = codec.encode({"connect": True})  # with one descriptor: a socket to serve too
 _LIBC = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
 
 
@@ -368,7 +372,8 @@ def _find_cloner() -> Cloner | None:
 
 class Zygote:
     def __init__(self, sock: socket.socket, cloner: Cloner | None = None) -> None:
-        self.sock = sock
+        self.sock = sock  # the control socket of the request being served
+        self.socks = {sock.fileno(): sock}  # every control socket: the first, connected
         self.cloner = cloner
         self.ends: dict[int, tuple[int, int]] = {}  # pidfd -> sandbox pid, status pipe
         self.poller = select.poll()
@@ -420,15 +425,31 @@ class Zygote:
                 mapper.cgroup = []
             else:
                 if pid == 0:
-                    self.sock.detach()  # the object must not close a reused number
+                    self._detach()  # the objects must not close reused numbers
                     _run_sandbox(request, fds, mapper.child_ends(), _cloned)
                 return pid
         pid = os.fork()
         if pid == 0:
-            self.sock.detach()  # closed by the sandbox; the object must not close it again
+            self._detach()  # closed by the sandbox; the objects must not close them again
             _run_sandbox(request, fds, None if mapper is None else mapper.child_ends(),
                          _sandbox)
         return pid
+
+    def _detach(self) -> None:
+        for sock in self.socks.values():
+            sock.detach()
+
+    def connect(self, fds: list[int]) -> None:
+        """Serve one more control socket (a forked worker's of the trusted side, which
+        sent it over an existing one); answered on the socket that asked."""
+        if len(fds) != 1:
+            self._close(fds)
+            self.sock.send(codec.encode({"error": "malformed request"}))
+            return
+        added = socket.socket(fileno=fds[0])
+        self.socks[added.fileno()] = added
+        self.poller.register(added.fileno(), select.POLLIN)
+        self.sock.send(codec.encode({"connected": True}))
 
     def reap(self, pidfd: int) -> None:
         """The sandbox of `pidfd` has ended: reap it and write its status to its pipe."""
@@ -458,7 +479,7 @@ class Zygote:
         dies with it (PR_SET_PDEATHSIG)."""
         poller = self.poller
         poller.register(self.sock.fileno(), select.POLLIN)
-        while True:
+        while self.socks:
             for fd, _ in poller.poll():
                 if fd in self.mappers:
                     pid, mapper = self.mappers.pop(fd)
@@ -466,11 +487,22 @@ class Zygote:
                     mapper.answer(pid)
                 elif fd in self.ends:
                     self.reap(fd)
-                else:
-                    message, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
-                    if not message:
-                        return
-                    self.spawn(message, fds)
+                elif fd in self.socks:
+                    self._request(fd)
+
+    def _request(self, fd: int) -> None:
+        """A message on control socket `fd`: a sandbox to start, a socket to serve too,
+        or end of file (that socket's holders are gone: the zygote ends with the last)."""
+        self.sock = self.socks[fd]
+        message, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
+        if not message:
+            self.poller.unregister(fd)
+            self.socks.pop(fd).close()
+            return
+        if message == _CONNECT:
+            self.connect(fds)
+        else:
+            self.spawn(message, fds)
 
 
 def main(argv: list[str]) -> int:

@@ -146,6 +146,33 @@ class _Zygote:
         os.set_inheritable(pidfds[0], False)  # as every descriptor of ours
         return ForkedSandbox(reply["pid"], pidfds[0], status_r)
 
+    def connect(self) -> socket.socket:
+        """Another control socket to this zygote, which serves it as it serves ours (for a
+        worker about to be forked: see ZygoteClient.connect_child)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            socket.send_fds(self.sock, [codec.encode({"connect": True})], [theirs.fileno()])
+        finally:
+            theirs.close()
+        try:
+            reply = codec.decode(self.sock.recv(_MAX_MESSAGE))
+        except BaseException:
+            ours.close()
+            raise
+        if reply != {"connected": True}:
+            ours.close()
+            raise ZygoteError(f"the zygote did not take another socket: {reply!r}")
+        return ours
+
+    def through(self, sock: socket.socket) -> _Zygote:
+        """In a forked child: this zygote, reached through `sock` (from `connect`); the
+        copies of our socket and pidfd that the child inherited are closed."""
+        other = object.__new__(_Zygote)
+        other.proc, other.ready, other.sock = self.proc, self.ready, sock
+        other.pidfd = os.dup(self.pidfd)
+        self.forget()
+        return other
+
     def forget(self) -> None:
         """Close this process's copies of the control socket and the pidfd, leaving the
         zygote to whoever else holds the socket (a forked child, or its parent); it sees
@@ -226,6 +253,24 @@ class ZygoteClient:
             with contextlib.suppress(OSError):
                 self._zygote.close()
             self._zygote = None
+
+    def connect_child(self) -> socket.socket | None:
+        """A control socket of its own to this process's zygote for a child about to be
+        forked, which passes it to `adopt`; None when no zygote of ours runs."""
+        with self._lock:
+            zygote = self._zygote
+            if zygote is None or self._owner != os.getpid() or not zygote.alive():
+                return None
+            try:
+                return zygote.connect()
+            except (OSError, ZygoteError, codec.CodecError):
+                return None
+
+    def adopt(self, sock: socket.socket) -> None:
+        """In a forked child: use the parent's zygote through `sock` (connect_child's)."""
+        inherited = self._zygote
+        self._owner = os.getpid()
+        self._zygote = None if inherited is None else inherited.through(sock)
 
     def keep_after_fork(self) -> None:
         """In a forked child: take over the parent's zygote (which the parent then

@@ -111,8 +111,8 @@ def orphans() -> dict[str, object]:
 
 
 def real() -> dict[str, object]:
-    """A real toy evaluation in each of two workers; the first worker evaluates with the
-    zygote this process warmed up, which this process then no longer holds."""
+    """A real toy evaluation in each of two workers, both with the zygote this process
+    warmed up (the only one), which this process then no longer holds."""
     warm_up()
     safe = forked.fork_safe()  # waits for the warm-up thread
     backend = forked.ForkedBackend(2)
@@ -120,9 +120,23 @@ def real() -> dict[str, object]:
     results = [backend.submit(job(source)) for _ in range(2)]
     valid = [f.result(timeout=60).valid for f in results]
     held = ZYGOTE_CLIENT._zygote is not None
+    zygotes = _zygotes({os.getpid(), *backend.pids})
     backend.close()
-    return {"safe": safe, "valid": valid, "parent_holds_zygote": held,
+    return {"safe": safe, "valid": valid, "parent_holds_zygote": held, "zygotes": zygotes,
             "reaped": _reaped(backend.pids)}
+
+
+def _zygotes(parents: set[int]) -> int:
+    """How many zygotes (forkserver.py processes) the processes `parents` started."""
+    count = 0
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            started = b"forkserver.py" in Path(f"/proc/{entry}/cmdline").read_bytes()
+            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        count += started and parent in parents
+    return count
 
 
 def _reaped(pids: tuple[int, ...]) -> bool:

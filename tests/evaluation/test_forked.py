@@ -68,9 +68,9 @@ def test_workers_die_with_the_process_that_forked_them() -> None:
         time.sleep(0.05)
 
 
-def test_real_evaluations_and_the_first_worker_takes_the_zygote_over() -> None:
+def test_real_evaluations_in_workers_that_share_the_warmed_up_zygote() -> None:
     assert scenario("real") == {"safe": True, "valid": [True, True],
-                                "parent_holds_zygote": False, "reaped": True}
+                                "parent_holds_zygote": False, "zygotes": 1, "reaped": True}
 
 
 def test_no_fork_while_another_thread_runs() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from sandbox_procs import processes_in
 
+from adrs.sandbox import codec
 from adrs.sandbox.candidate import Candidate, Limits
 from adrs.sandbox.isolation import environment, protections
 from adrs.sandbox.standby import STANDBY
@@ -233,3 +235,27 @@ def test_the_candidate_dies_with_its_parent_and_cannot_change_that() -> None:
     The lockdown armed it (SIGKILL) after its change of user, and the filter refuses."""
     with Candidate(PDEATHSIG, FAST) as candidate:
         assert candidate.call("f") == [9, -1, 1]  # SIGKILL; prctl failed with EPERM
+
+
+@needs_zygote
+def test_a_connected_socket_is_served_and_the_zygote_ends_with_the_last_one() -> None:
+    """Another control socket (a forked worker's: adrs/evaluation/forked.py) is served as
+    the first is; the zygote exits only once every socket has reached end of file."""
+    zygote = _Zygote(environment("/"))
+    assert zygote.ready
+    second = zygote.connect()
+    zygote.sock.close()  # the first socket's holder is gone
+    time.sleep(0.2)
+    assert zygote.alive()  # served on: the second socket is open
+    fds = [os.open(os.devnull, os.O_RDWR) for _ in range(4)]
+    try:
+        socket.send_fds(second, [codec.encode({"env": None})], fds)  # refused, answered
+        assert codec.decode(second.recv(1 << 16)) == {"error": "malformed request"}
+        socket.send_fds(second, [codec.encode({"connect": True})], [])  # no socket given
+        assert codec.decode(second.recv(1 << 16)) == {"error": "malformed request"}
+    finally:
+        for fd in fds:
+            os.close(fd)
+    second.close()
+    assert zygote.proc.wait(timeout=10) == 0
+    zygote._close_pidfd()
