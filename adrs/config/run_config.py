@@ -95,7 +95,8 @@ class EvaluationConfig:
     `ray` starts an embedded local Ray, or joins the cluster at `ray_address` ("auto" or
     "HOST:PORT"); `local` is a process pool, `thread` threads (cheap evaluators). An
     embedded Ray starts in the background `ray_start_delay_s` after the first evaluation;
-    until it is up, candidates run in threads of the run's process, each in its sandbox.
+    until it is up, candidates run in worker processes forked from the run's process (its
+    threads where it cannot fork safely), each in its sandbox.
     """
 
     backend: Literal["ray", "local", "thread"] = "ray"

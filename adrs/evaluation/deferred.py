@@ -1,7 +1,8 @@
 """A backend that evaluates at once while a slow one (an embedded Ray) comes up.
 
-`DeferredBackend` hands jobs to an interim backend (threads of this process: the
-candidate runs in its own sandboxed process either way, so isolation is the same) and
+`DeferredBackend` hands jobs to an interim backend (workers forked from this process,
+forked.py, or its threads: the candidate runs in its own sandboxed process either way, so
+isolation is the same) and
 starts the real backend on a background thread `delay_s` after the first job (by then the
 first LLM requests are out: importing Ray and starting its processes takes CPU from them).
 Once the real backend is up, new jobs go to it; jobs already on the interim one finish

@@ -79,6 +79,7 @@ class ForkedBackend:
         self._pids: list[int] = []
         self._conns: list[Connection] = []
         links = [None, *(ZYGOTE_CLIENT.connect_child() for _ in range(workers - 1))]
+        parent = os.getpid()  # not the child's getppid(): this process may die first
         for n in range(workers):
             ours, theirs = socket.socketpair()
             pid = os.fork()
@@ -87,7 +88,7 @@ class ForkedBackend:
                 for other in self._conns:
                     other.close()
                 _take_zygote(n, links)
-                _work(Connection(theirs.detach()), os.getppid())
+                _work(Connection(theirs.detach()), parent)
             theirs.close()
             self._pids.append(pid)
             self._conns.append(Connection(ours.detach()))
