@@ -79,28 +79,50 @@ class ForkedBackend:
         self._pids: list[int] = []
         self._conns: list[Connection] = []
         links = [None, *(ZYGOTE_CLIENT.connect_child() for _ in range(workers - 1))]
-        parent = os.getpid()  # not the child's getppid(): this process may die first
-        for n in range(workers):
-            ours, theirs = socket.socketpair()
-            pid = os.fork()
-            if pid == 0:
-                ours.close()
-                for other in self._conns:
-                    other.close()
-                _take_zygote(n, links)
-                _work(Connection(theirs.detach()), parent)
-            theirs.close()
-            self._pids.append(pid)
-            self._conns.append(Connection(ours.detach()))
-        for link in links:
-            if link is not None:
-                link.close()
+        try:
+            for n in range(workers):
+                self._fork(n, links)
+        except BaseException:  # a fork refused (no memory, a process limit): none is left
+            self._end_workers()
+            raise
+        finally:
+            for link in links:
+                if link is not None:
+                    link.close()
         ZYGOTE_CLIENT.release()
         self._threads = [threading.Thread(target=self._hand, args=(n,),
                                           name=f"adrs-eval-worker-{n}", daemon=True)
                          for n in range(workers)]
         for thread in self._threads:
             thread.start()
+
+    def _fork(self, n: int, links: list[socket.socket | None]) -> None:
+        """Fork worker n, which never returns here."""
+        parent = os.getpid()  # not the child's getppid(): this process may die first
+        ours, theirs = socket.socketpair()
+        try:
+            pid = os.fork()
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        if pid == 0:
+            ours.close()
+            for other in self._conns:
+                other.close()
+            _take_zygote(n, links)
+            _work(Connection(theirs.detach()), parent)
+        theirs.close()
+        self._pids.append(pid)
+        self._conns.append(Connection(ours.detach()))
+
+    def _end_workers(self) -> None:
+        """End of file to every worker; each is reaped, killed if it lingers."""
+        for conn in self._conns:
+            conn.close()  # end of file: the worker cleans up and exits
+        deadline = time.monotonic() + _EXIT_WAIT_S
+        for pid in self._pids:
+            _reap(pid, deadline)
 
     @property
     def workers(self) -> int:
@@ -132,11 +154,7 @@ class ForkedBackend:
                 self._jobs.put(None)
         for thread in self._threads:
             thread.join()
-        for conn in self._conns:
-            conn.close()  # end of file: the worker cleans up and exits
-        deadline = time.monotonic() + _EXIT_WAIT_S
-        for pid in self._pids:
-            _reap(pid, deadline)
+        self._end_workers()
 
     def _cancel_waiting(self) -> None:
         while True:

@@ -348,11 +348,15 @@ def make_backend(config: RunConfig, forked: ForkedBackend | None = None) -> Eval
 def _fork_workers(config: RunConfig) -> ForkedBackend | None:
     """The evaluation workers an embedded Ray's session runs its jobs in until Ray is up,
     forked now, while this process runs no other thread (adrs/evaluation/forked.py);
-    None where it cannot fork safely (threads then), or uses another backend."""
+    None where it cannot fork safely or the fork fails (threads then), or the session
+    uses another backend."""
     evaluation = config.evaluation
     if evaluation.backend != "ray" or evaluation.ray_address is not None or not fork_safe():
         return None
-    return ForkedBackend(evaluation.workers)
+    try:
+        return ForkedBackend(evaluation.workers)
+    except OSError:  # the machine refused a fork (memory, a process limit): threads then
+        return None
 
 
 def _ray(workers: int, address: str | None) -> EvalBackend:

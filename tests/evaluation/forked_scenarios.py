@@ -6,6 +6,7 @@ Usage: python forked_scenarios.py SCENARIO
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -108,6 +109,33 @@ def orphans() -> dict[str, object]:
     backend.submit(job()).result(timeout=30)
     print(json.dumps({"workers": list(backend.pids)}), flush=True)
     os._exit(0)
+
+
+def refused() -> dict[str, object]:
+    """The second fork is refused: the backend is not made, and the first worker ends."""
+    forked.run_job = fake_run_job
+    real_fork, forks = os.fork, []
+
+    def fork() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    os.fork = fork
+    try:
+        forked.ForkedBackend(2)
+        error = ""
+    except OSError as exc:
+        error = exc.strerror or ""
+    finally:
+        os.fork = real_fork
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        children_left = True
+    except ChildProcessError:
+        children_left = False
+    return {"error": error, "children_left": children_left}
 
 
 def real() -> dict[str, object]:

@@ -56,6 +56,11 @@ def test_close_finishes_the_running_job_and_cancels_the_waiting_ones() -> None:
                                  "refused": True, "reaped": True}
 
 
+def test_a_refused_fork_leaves_no_worker_behind() -> None:
+    assert scenario("refused") == {"error": "Resource temporarily unavailable",
+                                   "children_left": False}
+
+
 def test_workers_die_with_the_process_that_forked_them() -> None:
     proc = subprocess.Popen([sys.executable, str(SCENARIOS), "orphans"],
                             stdout=subprocess.PIPE, text=True)

@@ -293,3 +293,10 @@ def test_a_session_of_an_embedded_ray_forks_its_workers_when_it_safely_can(
     monkeypatch.setattr(session, "fork_safe", lambda: False)  # threads run: no fork
     assert session._fork_workers(embedded) is None
     assert made == [3]
+
+    def refused(workers: int) -> object:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(session, "fork_safe", lambda: True)
+    monkeypatch.setattr(session, "ForkedBackend", refused)
+    assert session._fork_workers(embedded) is None  # threads, then
