@@ -5,8 +5,9 @@ process. Every request waits a delay before its answer (an edit of the toy's con
 fixed, or drawn from an exponential distribution seeded by the request's arrival number,
 so a deterministic and a non-deterministic run see the same sequence of delays. `adrs run
 toy` runs as a child process through the real LLM client (adrs's openai client, since the
-model is named openai/...), with one model at that server, `--backend thread` (or local)
-and `deterministic` on or off.
+model is named openai/...), with one model at that server, adrs's default backend (an
+embedded Ray, started 10 s in, with workers forked from adrs until then; or `--backend
+thread` or `local`) and `deterministic` on or off.
 
 With k proposals in flight no schedule can finish its calls sooner than
     ideal = (sum of the delays the server slept) / k,
@@ -16,7 +17,8 @@ which all k call slots were busy. 'net' divides by the span from the first reque
 last answer instead, leaving start-up and exit out.
 
 Usage:
-    .venv/bin/python benchmarks/latency_hiding.py [--calls 100] [--backend thread] [--workers 2]
+    ../shared/bin/offline .venv/bin/python benchmarks/latency_hiding.py [--calls 100]
+        [--backend ray|local|thread] [--workers 2]
         [--scenario fixed:2 exp:2 exp:4] [--mean 0.5] [--seed 1] [--repeats 1]
 Prints one line per run, and for each scenario the throughput of deterministic mode
 relative to non-deterministic (ratio of busy shares, median over the repeats).
@@ -113,7 +115,10 @@ def one_run(kind: str, in_flight: int, deterministic: bool, args: argparse.Names
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="candidates after the initial")
-    parser.add_argument("--backend", default="thread", choices=["local", "thread"])
+    parser.add_argument("--backend", default="ray", choices=["ray", "local", "thread"],
+                        help="adrs's evaluation backend (default: adrs's own default, an "
+                             "embedded Ray that starts 10 s in, with forked workers until "
+                             "then)")
     parser.add_argument("--workers", type=int, default=2, help="evaluation workers")
     parser.add_argument("--scenario", nargs="+", default=["fixed:2", "exp:2", "exp:4"],
                         help="KIND:IN_FLIGHT, KIND one of fixed, exp")
