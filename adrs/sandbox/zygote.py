@@ -106,10 +106,14 @@ class _Zygote:
         finally:
             theirs.close()
         self.sock = ours
-        self.pidfd = os.pidfd_open(self.proc.pid)  # alive() in a forked worker too
+        try:  # alive() asks it, in a forked worker too
+            self.pidfd = os.pidfd_open(self.proc.pid)
+        except OSError:  # no pidfds (Linux < 5.3): the zygote's sandboxes need them too
+            self.pidfd = -1
         self.sock.settimeout(_START_TIMEOUT_S)
         try:
-            self.ready = codec.decode(self.sock.recv(_MAX_MESSAGE)) == {"ready": True}
+            self.ready = self.pidfd >= 0 and codec.decode(
+                self.sock.recv(_MAX_MESSAGE)) == {"ready": True}
         except (OSError, codec.CodecError):
             self.ready = False
         self.sock.settimeout(None)

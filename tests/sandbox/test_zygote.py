@@ -259,3 +259,15 @@ def test_a_connected_socket_is_served_and_the_zygote_ends_with_the_last_one() ->
     second.close()
     assert zygote.proc.wait(timeout=10) == 0
     zygote._close_pidfd()
+
+
+def test_without_pidfds_there_is_no_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel without pidfd_open (before 5.3): the zygote is not ready, and sandboxes
+    take the Popen path (its sandboxes are handed over as pidfds, too)."""
+    def no_pidfds(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfds)
+    zygote = _Zygote(environment("/"))
+    assert not zygote.ready and not zygote.alive()
+    assert zygote.proc.returncode is not None  # closed: ended and reaped
