@@ -20,7 +20,8 @@ warm-up thread (isolation.wait_warm); the caller uses threads otherwise, and for
 it starts any thread of its own (adrs/run/session.py).
 
 A worker ignores SIGINT (the terminal's Ctrl-C reaches the whole process group: this
-process decides what it means, and closes the backend), dies with this process
+process decides what it means, and closes the backend; SIGTERM, `interrupt`, stops its
+job and ends it), dies with this process
 (PR_SET_PDEATHSIG, and it exits at end of file on its socket), runs one job at a time
 (pickled EvalJob in, ("ok", EvalResult) or ("error", exception) out) and, at end of file,
 closes its standbys, waits for its sandboxes' clean-up (sweeper.py) and its zygote, and
@@ -143,6 +144,14 @@ class ForkedBackend:
             self._jobs.put((job, future))
         return future
 
+    def interrupt(self) -> None:
+        """Stop the running jobs now (the run was interrupted before its session began:
+        Ctrl-C during the preflight): SIGTERM makes each worker close its sandbox and exit;
+        their jobs fail. `close` then returns at once."""
+        for pid in self._pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     def close(self) -> None:
         """Cancel the jobs not started, wait for the running ones, end the workers."""
         with self._lock:
@@ -246,19 +255,29 @@ def _take_zygote(n: int, links: list[socket.socket | None]) -> None:
 
 
 def _work(conn: Connection, parent: int) -> NoReturn:
-    """A worker's life (module docstring); never returns."""
-    code = 0
+    """A worker's life (module docstring); never returns, whatever is raised in it (an
+    exception that escaped would run the code that forked it, in the child)."""
+    code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _die_with(parent)
-        gc.freeze()  # what the fork copied is never collected: its pages stay shared
-        isolation.warm()  # the probes are known; the zygote is its parent's, else its own
-        _serve(conn)
-    except BaseException:  # a worker reports by its exit status
-        code = 1
-    finally:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, _interrupted)
+            _die_with(parent)
+            gc.freeze()  # what the fork copied is never collected: its pages stay shared
+            isolation.warm()  # the probes are known; the zygote is its parent's, or its own
+            _serve(conn)
+            code = 0
+        except BaseException:  # a worker reports by its exit status
+            pass
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one: the clean-up ends
         _clean_up()
+    finally:
         os._exit(code)
+
+
+def _interrupted(signum: int, frame: object) -> NoReturn:
+    """SIGTERM in a worker (ForkedBackend.interrupt): unwind the job, closing its sandbox."""
+    raise KeyboardInterrupt
 
 
 def _die_with(parent: int) -> None:

@@ -109,6 +109,10 @@ def start_run(problem_ref: str, config: RunConfig, run_dir: Path,
                                 backend, ready, forked, resumed=False)
             finally:
                 store.close()
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM during the preflight ...
+        if forked is not None:
+            forked.interrupt()  # its evaluation stops now, as it did in this thread
+        raise
     finally:
         if forked is not None:  # closed with the session's backend already, if it ran
             forked.close()

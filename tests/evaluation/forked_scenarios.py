@@ -101,6 +101,38 @@ def close() -> dict[str, object]:
             "reaped": _reaped(backend.pids)}
 
 
+def interrupted() -> dict[str, object]:
+    """interrupt() during a long job: the job fails at once, close() does not wait for it,
+    and the worker closed its sandbox on its way out."""
+    warm_up()
+    forked.fork_safe()
+    backend = forked.ForkedBackend(1)
+    slow = "import time\ndef provision(history):\n    time.sleep(30)\n    return 1.0\n"
+    future = backend.submit(job(slow))
+    time.sleep(1.0)  # the sandbox is up, the candidate asleep in its first call
+    started = time.monotonic()
+    backend.interrupt()
+    try:
+        future.result(timeout=30)
+        failed = False
+    except RuntimeError:
+        failed = True
+    backend.close()
+    return {"failed": failed, "fast": time.monotonic() - started < 5.0,
+            "reaped": _reaped(backend.pids), "sandboxes": _sandboxes()}
+
+
+def _sandboxes() -> int:
+    """Sandbox processes left (a candidate's cwd is its sandbox's working directory)."""
+    count = 0
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            count += "adrs-sandbox-" in os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+    return count
+
+
 def orphans() -> dict[str, object]:
     """The workers of a process that dies without closing its backend: printed, then
     this process exits at once (the test watches them die)."""

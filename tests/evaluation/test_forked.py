@@ -56,6 +56,11 @@ def test_close_finishes_the_running_job_and_cancels_the_waiting_ones() -> None:
                                  "refused": True, "reaped": True}
 
 
+def test_an_interrupt_stops_a_running_job_at_once() -> None:
+    assert scenario("interrupted") == {"failed": True, "fast": True, "reaped": True,
+                                       "sandboxes": 0}
+
+
 def test_a_refused_fork_leaves_no_worker_behind() -> None:
     assert scenario("refused") == {"error": "Resource temporarily unavailable",
                                    "children_left": False}

@@ -300,3 +300,25 @@ def test_a_session_of_an_embedded_ray_forks_its_workers_when_it_safely_can(
     monkeypatch.setattr(session, "fork_safe", lambda: True)
     monkeypatch.setattr(session, "ForkedBackend", refused)
     assert session._fork_workers(embedded) is None  # threads, then
+
+
+def test_ctrl_c_during_the_preflight_stops_the_forked_workers_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    class Workers:
+        def interrupt(self) -> None:
+            calls.append("interrupt")
+
+        def close(self) -> None:
+            calls.append("close")
+
+    def ctrl_c(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "_fork_workers", lambda config: Workers())
+    monkeypatch.setattr(session, "_preflight", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        start_run("toy", resolve([]), tmp_path / "r", [])
+    assert calls == ["interrupt", "close"]
+    assert not (tmp_path / "r").exists()  # nothing was created
