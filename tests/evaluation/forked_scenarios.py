@@ -123,14 +123,26 @@ def interrupted() -> dict[str, object]:
 
 
 def _sandboxes() -> int:
-    """Sandbox processes left (a candidate's cwd is its sandbox's working directory)."""
+    """Sandbox processes (a candidate's cwd is its sandbox's working directory) that
+    descend from this process (the zygote it warmed up is its child)."""
     count = 0
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            count += "adrs-sandbox-" in os.readlink(f"/proc/{entry}/cwd")
+            count += ("adrs-sandbox-" in os.readlink(f"/proc/{entry}/cwd")
+                      and _descends(int(entry)))
         except OSError:
             continue
     return count
+
+
+def _descends(pid: int) -> bool:
+    """Whether process `pid` descends from this one."""
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid == os.getpid():
+            return True
+    return False
 
 
 def orphans() -> dict[str, object]:
