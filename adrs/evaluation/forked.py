@@ -78,6 +78,7 @@ class ForkedBackend:
         self._closed = False
         self._broken: str | None = None
         self._pids: list[int] = []
+        self._pidfds: list[int] = []  # signals never reach a recycled pid
         self._conns: list[Connection] = []
         links = [None, *(ZYGOTE_CLIENT.connect_child() for _ in range(workers - 1))]
         try:
@@ -111,11 +112,14 @@ class ForkedBackend:
             ours.close()
             for other in self._conns:
                 other.close()
+            for fd in self._pidfds:
+                os.close(fd)
             _take_zygote(n, links)
             _work(Connection(theirs.detach()), parent)
         theirs.close()
         self._pids.append(pid)
         self._conns.append(Connection(ours.detach()))
+        self._pidfds.append(os.pidfd_open(pid))  # OSError before Linux 5.3: threads then
 
     def _end_workers(self) -> None:
         """End of file to every worker; each is reaped, killed if it lingers."""
@@ -123,7 +127,19 @@ class ForkedBackend:
             conn.close()  # end of file: the worker cleans up and exits
         deadline = time.monotonic() + _EXIT_WAIT_S
         for pid in self._pids:
-            _reap(pid, deadline)
+            with contextlib.suppress(ChildProcessError):  # reaped already (_exit_status)
+                if _wait_exit(pid, deadline) is None:  # lingers: killed, then reaped
+                    self._signal(signal.SIGKILL)
+                    os.waitpid(pid, 0)
+        pidfds, self._pidfds = self._pidfds, []
+        for fd in pidfds:
+            os.close(fd)
+
+    def _signal(self, signum: int) -> None:
+        """Send `signum` to every worker not yet ended (by pidfd: none that was reaped)."""
+        for fd in self._pidfds:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fd, signum)
 
     @property
     def workers(self) -> int:
@@ -148,9 +164,7 @@ class ForkedBackend:
         """Stop the running jobs now (the run was interrupted before its session began:
         Ctrl-C during the preflight): SIGTERM makes each worker close its sandbox and exit;
         their jobs fail. `close` then returns at once."""
-        for pid in self._pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
 
     def close(self) -> None:
         """Cancel the jobs not started, wait for the running ones, end the workers."""
@@ -158,21 +172,30 @@ class ForkedBackend:
             if self._closed:
                 return
             self._closed = True
-            self._cancel_waiting()
+            for _, future in self._take_waiting():
+                future.cancel()
             for _ in self._threads:
                 self._jobs.put(None)
         for thread in self._threads:
             thread.join()
         self._end_workers()
 
-    def _cancel_waiting(self) -> None:
+    def _take_waiting(self) -> list[tuple[EvalJob, Future[EvalResult]]]:
+        """The jobs not handed to a worker yet, out of the queue (close's end markers stay
+        in it, for the other workers' threads)."""
+        waiting, ends = [], 0
         while True:
             try:
                 item = self._jobs.get_nowait()
             except queue.Empty:
-                return
-            if item is not None:
-                item[1].cancel()
+                break
+            if item is None:
+                ends += 1
+            else:
+                waiting.append(item)
+        for _ in range(ends):
+            self._jobs.put(None)
+        return waiting
 
     def _hand(self, n: int) -> None:
         """Worker n's thread: hand it one job at a time, and its answer to the future."""
@@ -200,44 +223,31 @@ class ForkedBackend:
         future.set_exception(RuntimeError(message))
         with self._lock:
             self._broken = message
-            while True:
-                try:
-                    item = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:  # close() is under way: leave it for the other threads
-                    self._jobs.put(None)
-                    break
-                if item[1].set_running_or_notify_cancel():
-                    item[1].set_exception(RuntimeError(message))
+            for _, waiting in self._take_waiting():
+                if waiting.set_running_or_notify_cancel():
+                    waiting.set_exception(RuntimeError(message))
 
 
-def _exit_status(pid: int, wait_s: float = 1.0) -> str:
+def _exit_status(pid: int) -> str:
     """How the dead worker `pid` ended, in words (reaping it), once it has (a moment after
-    its socket closed); "" if it has not within `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    with contextlib.suppress(ChildProcessError, OSError):
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-                return f" with exit status {code}" if code >= 0 else f" of signal {-code}"
-            if time.monotonic() >= deadline:
-                return ""
-            time.sleep(0.005)
+    its socket closed); "" if it has not within a second, or was reaped already."""
+    with contextlib.suppress(ChildProcessError):
+        code = _wait_exit(pid, time.monotonic() + 1.0)
+        if code is not None:
+            return f" with exit status {code}" if code >= 0 else f" of signal {-code}"
     return ""
 
 
-def _reap(pid: int, deadline: float) -> None:
-    """Wait for worker `pid` to exit until `deadline`, then kill it."""
-    with contextlib.suppress(ChildProcessError):
-        while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-            time.sleep(0.005)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+def _wait_exit(pid: int, deadline: float) -> int | None:
+    """Worker `pid`'s exit code once it has exited and is reaped here, waiting until
+    `deadline`; None if it still runs then. ChildProcessError if it was reaped already."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
 
 
 # ------------------------------------------------------------------------ in the worker

@@ -372,14 +372,14 @@ def _find_cloner() -> Cloner | None:
 
 class Zygote:
     def __init__(self, sock: socket.socket, cloner: Cloner | None = None) -> None:
-        self.sock = sock  # the control socket of the request being served
         self.socks = {sock.fileno(): sock}  # every control socket: the first, connected
         self.cloner = cloner
         self.ends: dict[int, tuple[int, int]] = {}  # pidfd -> sandbox pid, status pipe
         self.poller = select.poll()
         self.mappers: dict[int, tuple[int, Mapper]] = {}  # ask pipe -> sandbox, mapper
 
-    def spawn(self, message: bytes, fds: list[int]) -> None:
+    def spawn(self, message: bytes, fds: list[int], sock: socket.socket) -> None:
+        """Start the sandbox `message` asks for; answered on `sock`, which asked."""
         try:
             request = codec.decode(message)
             env = request.get("env") if isinstance(request, dict) else None
@@ -388,7 +388,7 @@ class Zygote:
                 raise ValueError("malformed request")
         except Exception as exc:
             self._close(fds)
-            self.sock.send(codec.encode({"error": str(exc)}))
+            sock.send(codec.encode({"error": str(exc)}))
             return
         if isinstance(request.get("harness"), str):  # compiled here, once: see child.py
             child.precompile(request["harness"])
@@ -409,7 +409,7 @@ class Zygote:
             mapper.parent_ends()
             self.mappers[mapper.ask_r] = (pid, mapper)
             self.poller.register(mapper.ask_r, select.POLLIN)
-        socket.send_fds(self.sock, [codec.encode({"pid": pid})], [pidfd])
+        socket.send_fds(sock, [codec.encode({"pid": pid})], [pidfd])
 
     def _start(self, request: dict[str, object], fds: list[int],
                mapper: Mapper | None) -> int:
@@ -439,17 +439,17 @@ class Zygote:
         for sock in self.socks.values():
             sock.detach()
 
-    def connect(self, fds: list[int]) -> None:
+    def connect(self, fds: list[int], sock: socket.socket) -> None:
         """Serve one more control socket (a forked worker's of the trusted side, which
-        sent it over an existing one); answered on the socket that asked."""
+        sent it over an existing one); answered on `sock`, which asked."""
         if len(fds) != 1:
             self._close(fds)
-            self.sock.send(codec.encode({"error": "malformed request"}))
+            sock.send(codec.encode({"error": "malformed request"}))
             return
         added = socket.socket(fileno=fds[0])
         self.socks[added.fileno()] = added
         self.poller.register(added.fileno(), select.POLLIN)
-        self.sock.send(codec.encode({"connected": True}))
+        sock.send(codec.encode({"connected": True}))
 
     def reap(self, pidfd: int) -> None:
         """The sandbox of `pidfd` has ended: reap it and write its status to its pipe."""
@@ -478,7 +478,8 @@ class Zygote:
         process dies, this socket reaches end of file, the zygote exits, and every sandbox
         dies with it (PR_SET_PDEATHSIG)."""
         poller = self.poller
-        poller.register(self.sock.fileno(), select.POLLIN)
+        for fd in self.socks:
+            poller.register(fd, select.POLLIN)
         while self.socks:
             for fd, _ in poller.poll():
                 if fd in self.mappers:
@@ -493,16 +494,16 @@ class Zygote:
     def _request(self, fd: int) -> None:
         """A message on control socket `fd`: a sandbox to start, a socket to serve too,
         or end of file (that socket's holders are gone: the zygote ends with the last)."""
-        self.sock = self.socks[fd]
-        message, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
+        sock = self.socks[fd]
+        message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 8)
         if not message:
             self.poller.unregister(fd)
             self.socks.pop(fd).close()
             return
         if message == _CONNECT:
-            self.connect(fds)
+            self.connect(fds, sock)
         else:
-            self.spawn(message, fds)
+            self.spawn(message, fds, sock)
 
 
 def main(argv: list[str]) -> int:

@@ -91,6 +91,7 @@ def close() -> dict[str, object]:
     futures = [backend.submit(job("sleep 0.3")) for _ in range(3)]
     time.sleep(0.1)
     backend.close()
+    backend.interrupt()  # after close: its workers are reaped, and nothing is signalled
     try:
         backend.submit(job())
         refused = False
