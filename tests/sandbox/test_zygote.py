@@ -271,3 +271,20 @@ def test_without_pidfds_there_is_no_zygote(monkeypatch: pytest.MonkeyPatch) -> N
     zygote = _Zygote(environment("/"))
     assert not zygote.ready and not zygote.alive()
     assert zygote.proc.returncode is not None  # closed: ended and reaped
+
+
+@needs_zygote
+def test_a_sandbox_sees_none_of_the_zygotes_control_sockets() -> None:
+    """An attack: a candidate looks for one of the zygote's control sockets (to fork
+    sandboxes of its own, or to ask for one more socket). With a second socket served (a
+    forked worker's), a sandbox forked afterwards still holds its own five descriptors
+    only."""
+    assert ZYGOTE_CLIENT.available(environment("/"))
+    STANDBY.drain()  # the sandbox below is forked after the connect
+    extra = ZYGOTE_CLIENT.connect_child()
+    assert extra is not None
+    try:
+        with Candidate(OPEN_FDS, FAST) as candidate:
+            assert candidate.call("f") == 5
+    finally:
+        extra.close()
