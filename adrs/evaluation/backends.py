@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from adrs.evaluation.runner import EvalJob, run_job
 from adrs.types import EvalResult
@@ -43,6 +43,16 @@ class EvalBackend(Protocol):
     def submit(self, job: EvalJob) -> Future[EvalResult]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A backend whose workers start cold (a new Ray's): `prepare` readies every worker
+    for `job`'s evaluations (runner.prepare) and returns once they are ready, at the
+    latest soon after `stop` is set. A worker that fails to prepare is left to the first
+    job it runs, which reports the fault."""
+
+    def prepare(self, job: EvalJob, stop: threading.Event) -> None: ...
 
 
 class _ExecutorBackend:

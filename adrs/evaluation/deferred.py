@@ -5,7 +5,9 @@ forked.py, or its threads: the candidate runs in its own sandboxed process eithe
 isolation is the same) and
 starts the real backend on a background thread `delay_s` after the first job (by then the
 first LLM requests are out: importing Ray and starting its processes takes CPU from them).
-Once the real backend is up, new jobs go to it; jobs already on the interim one finish
+A real backend whose workers start cold (`Preparable`: an embedded Ray) is then prepared
+for jobs like the first one, while the interim backend still takes them. Once the real
+backend is up and prepared, new jobs go to it; jobs already on the interim one finish
 there. A run that ends within `delay_s` of its first job never starts the real backend, and
 a longer run never waits for it.
 
@@ -37,7 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TextIO, cast
 
-from adrs.evaluation.backends import EvalBackend
+from adrs.evaluation.backends import EvalBackend, Preparable
 from adrs.evaluation.runner import EvalJob
 from adrs.types import EvalResult
 
@@ -70,7 +72,7 @@ class DeferredBackend:
             if self._closing.is_set():
                 raise RuntimeError("submit after close: the backend is closed")
             if self._starter is None:
-                self._launch()
+                self._launch(job)
             if not self._real.done():
                 return self._interim.submit(job)
         error = self._real.exception()
@@ -87,15 +89,16 @@ class DeferredBackend:
             self._closing.set()  # wakes the starter: it closes the real backend
         self._interim.close()
 
-    def _launch(self) -> None:
-        self._starter = threading.Thread(target=self._own, name="adrs-backend-start",
-                                         daemon=True)
+    def _launch(self, first: EvalJob) -> None:
+        self._starter = threading.Thread(target=self._own, args=(first,),
+                                         name="adrs-backend-start", daemon=True)
         with _starters_lock:
             _starters.append((self._starter, self._closing))
         self._starter.start()
 
-    def _own(self) -> None:
-        """The starter thread: start the real backend, hold it until close, close it."""
+    def _own(self, first: EvalJob) -> None:
+        """The starter thread: start the real backend, ready its workers for jobs like
+        `first`, hold it until close, close it."""
         if self._closing.wait(self._delay_s):  # the run ended first: never started
             self._real.cancel()
             return
@@ -106,6 +109,9 @@ class DeferredBackend:
         except BaseException as exc:  # handed to the jobs that need it
             self._real.set_exception(exc)
             return
+        if isinstance(backend, Preparable):
+            with contextlib.suppress(Exception):  # its first job reports a fault
+                backend.prepare(first, self._closing)
         self._real.set_result(backend)
         self._closing.wait()
         backend.close()

@@ -33,6 +33,7 @@ ADRS_DEBUG=1 to see all of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -44,9 +45,10 @@ from types import TracebackType
 from typing import Any
 
 from adrs.errors import UserError
+from adrs.evaluation import ray_port_wait
 from adrs.evaluation.backends import machine_cpus
 from adrs.evaluation.ray_shipping import Packer, run_shipped
-from adrs.evaluation.runner import EvalJob, run_job
+from adrs.evaluation.runner import EvalJob, prepare, run_job
 from adrs.types import EvalResult
 
 AUTH_REFUSED = "Authentication token is missing or incorrect"  # Ray's words
@@ -55,6 +57,8 @@ _LOG = logging.getLogger("adrs.evaluation")
 
 _remote_run_job: Any = None  # the Ray remote functions, made once per process
 _remote_run_shipped: Any = None
+_remote_prepare: Any = None
+PREPARE_POLL_S = 0.1
 
 
 def _remote(ray: Any) -> Any:
@@ -69,6 +73,13 @@ def _remote_shipped(ray: Any) -> Any:
     if _remote_run_shipped is None:
         _remote_run_shipped = ray.remote(num_cpus=1, max_retries=0)(run_shipped)
     return _remote_run_shipped
+
+
+def _remote_prepared(ray: Any) -> Any:
+    global _remote_prepare
+    if _remote_prepare is None:
+        _remote_prepare = ray.remote(num_cpus=1, max_retries=0)(prepare)
+    return _remote_prepare
 
 
 def system_faults(ray: Any) -> tuple[type[BaseException], ...]:
@@ -130,6 +141,22 @@ class RayBackend:
             if self._pending:  # a cluster joined on the first job: it names the problem
                 self._start(self._workers, job.problem_root)
             return self._slots.submit(self._run, job)
+
+    def prepare(self, job: EvalJob, stop: threading.Event) -> None:
+        """Start and ready the embedded Ray's workers for `job` (runner.prepare), one task
+        per slot at once, so that each lands on a worker of its own; return when all
+        have ended or `stop` is set. Nothing to do on a cluster, whose workers serve
+        other drivers too. Ray starts the embedded one's workers on demand, not while
+        this process registers with it (see `_init`)."""
+        if self._address is not None:
+            return
+        pending = [_remote_prepared(self._ray).remote(job) for _ in range(self._workers)]
+        while pending and not stop.is_set():
+            _, pending = self._ray.wait(pending, num_returns=len(pending),
+                                        timeout=PREPARE_POLL_S)
+        for task in pending:  # stopped: a worker still preparing is freed for jobs
+            with contextlib.suppress(Exception):
+                self._ray.cancel(task)
 
     def _run(self, job: EvalJob) -> EvalResult:
         """One slot: the job as a Ray task, again after a fault of the system (bounded)."""
@@ -256,7 +283,13 @@ def _init(ray: Any, workers: int, address: str | None,
     if address is None:
         # "local" always starts a new instance: `None` would join the cluster RAY_ADDRESS or
         # a stale `ray start` names, and then refuse num_cpus.
-        options.update(address="local", num_cpus=workers)
+        # Ray's raylet would start a worker per CPU when this process registers, and
+        # answer only then: the register call holds this process's GIL for 0.3 s and more,
+        # stalling the run's event loop. Its workers start with the first tasks instead
+        # (RayBackend.prepare).
+        options.update(address="local", num_cpus=workers,
+                       _system_config={"prestart_worker_first_driver": False})
+        ray_port_wait.patch()  # its wait for the GCS's port file holds the GIL
     else:
         options["address"] = address
     try:

@@ -31,7 +31,9 @@ from typing import Any
 
 from adrs.errors import UserError
 from adrs.evaluation.cascade import CascadeStage, gate
+from adrs.sandbox import isolation
 from adrs.sandbox.candidate import Candidate, CandidateFault, Limits
+from adrs.sandbox.standby import STANDBY
 from adrs.types import EvalResult, MetricValue
 
 Evaluator = Callable[..., object]  # (candidate) or (candidate, options)
@@ -78,6 +80,18 @@ def run_job(job: EvalJob) -> EvalResult:
             return replace(stopped, duration_s=time.monotonic() - started)
     result = _run_once(evaluate, job, harness)
     return replace(result, duration_s=time.monotonic() - started)
+
+
+def prepare(job: EvalJob) -> None:
+    """Make this process ready to evaluate `job`'s candidates without evaluating one: its
+    evaluators loaded, the machine probed, the zygote started and a sandbox launched for
+    its limits and harness. A fresh worker (a Ray worker) would otherwise do all of it on
+    its first job's critical path. Raises what loading the evaluators raises."""
+    for stage in job.cascade:
+        load_evaluator(job.problem_root, stage.evaluator)
+    load_evaluator(job.problem_root, job.evaluator)
+    isolation.warm()
+    STANDBY.prepare(job.limits, _harness_path(job))
 
 
 def _run_once(evaluate: Evaluator, job: EvalJob, harness: str | None) -> EvalResult:

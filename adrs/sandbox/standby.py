@@ -72,6 +72,17 @@ class StandbyPool:
             self._request(key, limits)
         return found
 
+    def prepare(self, limits: Limits, harness: str | None, wait_s: float = 10.0) -> None:
+        """Launch a standby for `limits` and `harness` before any take, and wait for it (at
+        most `wait_s`): a process about to evaluate then finds its first sandbox set up."""
+        if not self.enabled:
+            return
+        with self._cond:
+            self._adopt_after_fork()
+        self._request(_key(limits, harness), limits)
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending == 0, wait_s)
+
     def idle(self) -> int:
         """How many standbys are waiting now."""
         with self._cond:

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,58 @@ def test_close_does_not_wait_for_a_slow_start_and_the_closer_closes_it() -> None
     may_start.set()
     wait_closed()
     assert real.closed == 1
+
+
+class Preparing(Counted):
+    """A real backend that must be prepared: `prepare` records its job and waits for
+    `ready` (or the stop event)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[EvalJob] = []
+        self.ready = threading.Event()
+
+    def prepare(self, job: EvalJob, stop: threading.Event) -> None:
+        self.prepared.append(job)
+        while not (self.ready.is_set() or stop.is_set()):
+            time.sleep(0.005)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_jobs_move_to_the_real_backend_only_once_it_is_prepared_for_the_first_job(
+        ) -> None:
+    interim, real = Counted(), Preparing()
+    backend = DeferredBackend(lambda: real, interim)
+    first = replace(JOB, source=JOB.source + "\n# first\n")
+    assert backend.submit(first).result(60).valid
+    wait_until(lambda: bool(real.prepared))
+    assert backend.submit(JOB).result(60).valid  # still preparing: the interim's
+    assert (real.prepared, interim.jobs, real.jobs, backend.started) == ([first], 2, 0,
+                                                                         False)
+    real.ready.set()
+    wait_until(lambda: backend.started)
+    assert backend.submit(JOB).result(60).valid
+    assert (interim.jobs, real.jobs) == (2, 1)
+    backend.close()
+    wait_closed()
+    assert real.closed == 1
+
+
+def test_close_stops_the_preparation_and_closes_the_real_backend() -> None:
+    real = Preparing()
+    backend = DeferredBackend(lambda: real, Counted())
+    backend.submit(JOB).result(60)
+    wait_until(lambda: bool(real.prepared))
+    started = time.monotonic()
+    backend.close()
+    wait_closed()
+    assert time.monotonic() - started < 5.0 and real.closed == 1 and real.jobs == 0
 
 
 def test_a_real_backend_that_cannot_start_fails_the_later_jobs() -> None:

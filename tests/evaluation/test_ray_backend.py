@@ -6,6 +6,8 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,49 @@ def test_concurrency_is_bounded_by_workers(tmp_path: Path) -> None:
         backend.close()
     windows = sorted((float(r.metrics["start"]), float(r.metrics["end"])) for r in results)
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(windows))
+
+
+# Logs the pid of each process that imports it, next to itself (Ray workers get no test
+# environment); sleeps at import when told to by a file next to it.
+IMPORT_LOGGER = """import os, pathlib, time
+HERE = pathlib.Path(__file__).parent
+with (HERE / "imports.log").open("a") as log:
+    log.write(f"{os.getpid()}\\n")
+if (HERE / "slow").exists():
+    time.sleep(float((HERE / "slow").read_text()))
+
+def evaluate(candidate):
+    return {"score": 1.0}
+"""
+
+
+def test_prepare_readies_as_many_ray_workers_as_slots_and_returns_when_they_are(
+        tmp_path: Path) -> None:
+    (tmp_path / "logger.py").write_text(IMPORT_LOGGER)
+    backend = RayBackend(2)
+    try:
+        backend.prepare(EvalJob(str(tmp_path), "logger.py:evaluate", "x = 1\n", LIMITS),
+                        threading.Event())
+        pids = (tmp_path / "imports.log").read_text().split()
+    finally:
+        backend.close()
+    assert len(pids) == 2 and len(set(pids)) == 2  # one task per slot, at once
+
+
+def test_prepare_returns_soon_after_stop_even_while_workers_are_not_ready(
+        tmp_path: Path) -> None:
+    (tmp_path / "logger.py").write_text(IMPORT_LOGGER)
+    (tmp_path / "slow").write_text("8")
+    stop = threading.Event()
+    backend = RayBackend(1)
+    try:
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        backend.prepare(EvalJob(str(tmp_path), "logger.py:evaluate", "x = 1\n", LIMITS),
+                        stop)
+        assert time.monotonic() - started < 4.0
+    finally:
+        backend.close()
 
 
 def test_ray_is_the_default_backend_and_address_needs_it() -> None:

@@ -182,3 +182,33 @@ def test_bad_evaluator_refs_are_one_line_user_errors(tmp_path: Path, ref: str,
     with pytest.raises(UserError, match=message) as info:
         load_evaluator(str(tmp_path), ref)
     assert "\n" not in str(info.value)
+
+
+def test_prepare_loads_the_evaluator_and_launches_a_sandbox_without_evaluating(
+        tmp_path: Path) -> None:
+    from adrs.evaluation import runner
+    from adrs.sandbox.standby import STANDBY
+
+    log = tmp_path / "calls.log"
+    ref = write_evaluator(tmp_path, f"""import pathlib
+LOG = pathlib.Path({str(log)!r})
+LOG.write_text("imported\\n")
+
+def evaluate(candidate):
+    with LOG.open("a") as out:
+        out.write("evaluated\\n")
+    return {{"score": 1.0}}
+""")
+    STANDBY.drain()
+    runner.prepare(job(tmp_path, ref, "x = 1\n"))
+    assert log.read_text().split() == ["imported"]
+    assert (str(tmp_path), ref) in runner._evaluators and STANDBY.idle() == 1
+    assert run_job(job(tmp_path, ref, "x = 1\n")).valid
+    assert log.read_text().split() == ["imported", "evaluated"]
+
+
+def test_prepare_raises_the_set_up_faults_a_job_would(tmp_path: Path) -> None:
+    from adrs.evaluation import runner
+
+    with pytest.raises(UserError, match="does not exist"):
+        runner.prepare(job(tmp_path, "missing.py:evaluate", "x = 1\n"))

@@ -177,3 +177,18 @@ def test_a_candidate_cannot_reach_the_standby_of_the_next_one() -> None:
     with Candidate(ECHO, FAST) as victim:
         assert victim.process is standby
         assert victim.call("f", 5) == 5
+
+
+def test_prepare_launches_the_standby_the_first_evaluation_takes() -> None:
+    STANDBY.drain()
+    STANDBY.prepare(FAST, str(HARNESS))
+    assert STANDBY.idle() == 1  # launched before prepare returned
+    standby = STANDBY._idle[0][2]
+    assert used(FAST, str(HARNESS)) is standby
+
+
+def test_prepare_on_a_disabled_pool_launches_nothing() -> None:
+    pool = StandbyPool()
+    pool.enabled = False
+    pool.prepare(FAST, None)
+    assert pool.idle() == 0 and pool._worker is None
