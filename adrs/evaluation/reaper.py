@@ -4,15 +4,18 @@ Python takes about a second to exit once litellm is loaded (tearing down its mod
 and an embedded Ray's orderly shutdown takes seconds more. `exit_now` skips both, after
 everything that matters is done: the caller has closed the store and the event log; this
 flushes stdout and stderr, kills the processes this one started that are still alive (an
-embedded Ray's, the sandbox's idle fork server), runs the atexit handlers (the sandbox's
-cgroup clean-up among them) except Ray's orderly shutdown, and leaves with os._exit.
+embedded Ray's, the sandbox's idle fork server), removes the working directories that
+the killed processes' standby sandboxes leave (and those of any earlier process that died:
+adrs/sandbox/workdirs.py), runs the atexit handlers (the sandbox's cgroup clean-up among
+them) except Ray's orderly shutdown, and leaves with os._exit.
 
 Why kill them: Ray's GCS server and raylet die with their parent (Ray sets their
 parent-death signal), but the agents the raylet starts (the dashboard agent, the runtime
 environment agent) were measured to outlive it and hang, orphaned, trying to reach the dead
 GCS. Every descendant is found through /proc before any is killed (killing a parent
-reparents its children) and sent SIGKILL; repeated until none is left, in case one was
-being started (an embedded Ray still coming up). Linux only: elsewhere it exits with
+reparents its children) and sent SIGKILL; repeated, a millisecond apart, until none is
+left running (50 rounds at most), in case one was being started (an embedded Ray still
+coming up), and so that the folders of the killed can be swept. Linux only: elsewhere it exits with
 `sys.exit` as usual.
 """
 
@@ -23,11 +26,14 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from adrs.evaluation.deferred import wait_closed
+from adrs.sandbox import workdirs
 
-ROUNDS = 5
+ROUNDS = 50
+ROUND_PAUSE_S = 0.001
 
 
 def exit_now(code: int) -> None:
@@ -39,6 +45,8 @@ def exit_now(code: int) -> None:
             stream.flush()
     _skip_ray_shutdown()
     kill_descendants()
+    with contextlib.suppress(OSError):  # the standbys' folders of the Ray workers killed
+        workdirs.sweep()
     atexit._run_exitfuncs()  # Ray's own handler then finds its processes dead: no wait
     os._exit(code)
 
@@ -53,7 +61,8 @@ def _skip_ray_shutdown() -> None:
 
 
 def kill_descendants() -> int:
-    """SIGKILL every process descended from this one; the number killed."""
+    """SIGKILL every process descended from this one, and wait (bounded) until none is
+    left running; the number of kills sent."""
     killed = 0
     for _ in range(ROUNDS):
         pids = descendants(os.getpid())
@@ -63,6 +72,7 @@ def kill_descendants() -> int:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
+        time.sleep(ROUND_PAUSE_S)  # a killed process takes a moment to end
     return killed
 
 

@@ -27,9 +27,9 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 
+from adrs.sandbox import workdirs
 from adrs.sandbox.capture import STREAMS, Capture
 from adrs.sandbox.cgroups import SandboxCgroup
 from adrs.sandbox.cleanup import remove_tree
@@ -84,7 +84,7 @@ class SandboxProcess:
         return self
 
     def _start(self) -> None:
-        self.workdir = tempfile.mkdtemp(prefix="adrs-sandbox-")
+        self.workdir = workdirs.make()
         path = os.path.join(self.workdir, PROGRAM_FILE)
         self._capture = Capture()
         self._cgroup = SandboxCgroup.create(self.limits.memory_mb + self.limits.disk_mb,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -169,7 +171,8 @@ def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
     start delay, Ray comes up while the first candidates run in workers forked from the
     adrs process (its pid is their parent's, in the evaluator's metrics) and takes the
     later ones (a Ray worker, whose parent is Ray's)."""
-    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
+    temp = Path(tempfile.mkdtemp(prefix="adrs-test-", dir="/tmp"))  # short: Ray's sockets
+    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS, "TMPDIR": str(temp)}
     env.pop("ADRS_DEBUG", None)
     adrs = [sys.executable, "-m", "adrs"]
     subprocess.run([*adrs, "problems", "new", "slow", "--dir", str(tmp_path)], check=True,
@@ -198,6 +201,9 @@ def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
         store.close()
     assert parents[0] == proc.pid  # before Ray was up: a worker forked by adrs
     assert any(pid != proc.pid for pid in parents), "Ray never took a candidate"
+    # The Ray workers, killed at exit, kept standby sandboxes: their folders are gone too.
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("adrs-sandbox-")]
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 EMBEDDED = """import sys
