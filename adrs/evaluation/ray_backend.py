@@ -49,6 +49,7 @@ from adrs.evaluation import ray_port_wait
 from adrs.evaluation.backends import machine_cpus
 from adrs.evaluation.ray_shipping import Packer, run_shipped
 from adrs.evaluation.runner import EvalJob, prepare, run_job
+from adrs.sandbox import workdirs
 from adrs.types import EvalResult
 
 AUTH_REFUSED = "Authentication token is missing or incorrect"  # Ray's words
@@ -201,6 +202,9 @@ class RayBackend:
         self._close_packer()
         if self._owns_ray and not self._pending:
             self._ray.shutdown()
+            if self._address is None:  # its workers were killed with their standbys
+                with contextlib.suppress(OSError):
+                    workdirs.sweep()
 
     def _close_packer(self) -> None:
         if self._packer is not None:

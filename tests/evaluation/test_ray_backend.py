@@ -221,13 +221,17 @@ with RayBackend(1) as backend:
 
 
 def test_the_embedded_backend_ignores_ray_address() -> None:
-    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS}
+    """... and, closed, leaves no working directory of its killed workers' standbys."""
+    temp = Path(tempfile.mkdtemp(prefix="adrs-test-", dir="/tmp"))  # short: Ray's sockets
+    env = {**os.environ, "RAY_ADDRESS": BOGUS_RAY_ADDRESS, "TMPDIR": str(temp)}
     env.pop("ADRS_DEBUG", None)
     proc = subprocess.run([sys.executable, "-c", EMBEDDED, str(REPO / "problems" / "toy")],
                           capture_output=True, text=True, timeout=150, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["valid", "True"]
     assert proc.stderr == ""  # Ray's notices and native log lines stay off the terminal
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("adrs-sandbox-")]
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_address_with_another_backend_is_a_usage_error(tmp_path: Path) -> None:
