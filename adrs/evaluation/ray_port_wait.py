@@ -9,8 +9,9 @@ evaluations), which runs beside the thread that starts Ray, stood still meanwhil
 `patch` swaps the function `ray._private.node` calls for one that waits for the file in
 Python, sleeping between looks (which releases the GIL), then lets Ray's own function
 read the port with what is left of the timeout and a short poll, so the format of the
-file and the errors stay Ray's. Where this Ray has no such function, or names its port
-files differently, nothing is patched and the start is Ray's own.
+file and the errors stay Ray's (its "Timed out" error when the file never comes). Where
+this Ray lacks the wait or `get_port_filename`, nothing is patched and the start is Ray's
+own.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from typing import Any
 
 LOOK_EVERY_S = 0.002
 READ_POLL_MS = 5
-
-
 _installed: list[Callable[..., int]] = []  # the waits patch made
 
 
