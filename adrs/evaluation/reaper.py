@@ -61,19 +61,20 @@ def _skip_ray_shutdown() -> None:
 
 
 def kill_descendants() -> int:
-    """SIGKILL every process descended from this one, and wait (bounded) until none is
-    left running; the number of kills sent."""
-    killed = 0
+    """SIGKILL every process descended from this one, and wait (bounded) until none of
+    them runs, those reparented meanwhile included (a Ray worker whose raylet died
+    first); the number of processes killed."""
+    killed: set[int] = set()
     for _ in range(ROUNDS):
         pids = descendants(os.getpid())
-        if not pids:
+        if not pids and not any(workdirs.running(pid) for pid in killed):
             break
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-                killed += 1
+                killed.add(pid)
         time.sleep(ROUND_PAUSE_S)  # a killed process takes a moment to end
-    return killed
+    return len(killed)
 
 
 def descendants(root: int) -> list[int]:

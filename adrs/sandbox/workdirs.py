@@ -51,10 +51,10 @@ def _left_by_the_dead(name: str, namespace: int) -> bool:
     if match is None or int(match.group(1)) != namespace:
         return False
     pid = int(match.group(2))
-    return pid != os.getpid() and not _alive(pid)
+    return pid != os.getpid() and not running(pid)
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
     """Whether `pid` runs: in /proc, and not a zombie (killed, not yet reaped)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
