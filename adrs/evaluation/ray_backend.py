@@ -38,6 +38,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,6 +49,7 @@ from adrs.errors import UserError
 from adrs.evaluation import ray_port_wait
 from adrs.evaluation.backends import machine_cpus
 from adrs.evaluation.ray_shipping import Packer, run_shipped
+from adrs.evaluation.reaper import descendants
 from adrs.evaluation.runner import EvalJob, prepare, run_job
 from adrs.sandbox import workdirs
 from adrs.types import EvalResult
@@ -60,6 +62,7 @@ _remote_run_job: Any = None  # the Ray remote functions, made once per process
 _remote_run_shipped: Any = None
 _remote_prepare: Any = None
 PREPARE_POLL_S = 0.1
+SHUTDOWN_WAIT_S = 5.0
 
 
 def _remote(ray: Any) -> Any:
@@ -201,10 +204,10 @@ class RayBackend:
         self._slots.shutdown(wait=True, cancel_futures=True)
         self._close_packer()
         if self._owns_ray and not self._pending:
-            self._ray.shutdown()
-            if self._address is None:  # its workers were killed with their standbys
-                with contextlib.suppress(OSError):
-                    workdirs.sweep()
+            if self._address is None:
+                _shutdown_embedded(self._ray)
+            else:
+                self._ray.shutdown()
 
     def _close_packer(self) -> None:
         if self._packer is not None:
@@ -216,6 +219,20 @@ class RayBackend:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _shutdown_embedded(ray: Any) -> None:
+    """Shut the embedded Ray down, wait (at most SHUTDOWN_WAIT_S) until the processes
+    the shutdown ended have ended (its workers outlive their raylet for a moment), then
+    remove the working directories their standby sandboxes kept (sandbox/workdirs.py)."""
+    before = set(descendants(os.getpid()))
+    ray.shutdown()
+    ended = before - set(descendants(os.getpid()))
+    deadline = time.monotonic() + SHUTDOWN_WAIT_S
+    while any(workdirs.running(pid) for pid in ended) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with contextlib.suppress(OSError):
+        workdirs.sweep()
 
 
 def _cluster_cpus(ray: Any) -> int:

@@ -181,13 +181,13 @@ def test_adrs_run_uses_an_embedded_ray_by_default(tmp_path: Path) -> None:
     with (problem / "evaluator.py").open("a") as evaluator:
         evaluator.write(SLOW_PID_EVALUATOR)
     config = tmp_path / "c.yaml"
-    config.write_text("evaluation: {ray_start_delay_s: 0}\nstop: {iterations: 120}\n")
+    config.write_text("evaluation: {ray_start_delay_s: 0}\nstop: {iterations: 200}\n")
     proc = subprocess.Popen([*adrs, "run", str(problem), "-c", str(config),
                              "--run-dir", str(tmp_path / "r")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     out, err = proc.communicate(timeout=200)
     assert proc.returncode == 0, err
-    assert "120 candidates" in out
+    assert "200 candidates" in out
     assert "backend: ray" in (tmp_path / "r" / "config.yaml").read_text()
     assert err == ""
     assert all(line.startswith(("adrs: ", "run folder: ", "candidates ", "new best ",
