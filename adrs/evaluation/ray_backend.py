@@ -51,7 +51,7 @@ from adrs.evaluation.backends import machine_cpus
 from adrs.evaluation.ray_shipping import Packer, run_shipped
 from adrs.evaluation.reaper import descendants
 from adrs.evaluation.runner import EvalJob, prepare, run_job
-from adrs.sandbox import workdirs
+from adrs.sandbox import procs, workdirs
 from adrs.types import EvalResult
 
 AUTH_REFUSED = "Authentication token is missing or incorrect"  # Ray's words
@@ -229,7 +229,7 @@ def _shutdown_embedded(ray: Any) -> None:
     ray.shutdown()
     ended = before - set(descendants(os.getpid()))
     deadline = time.monotonic() + SHUTDOWN_WAIT_S
-    while any(workdirs.running(pid) for pid in ended) and time.monotonic() < deadline:
+    while any(procs.running(pid) for pid in ended) and time.monotonic() < deadline:
         time.sleep(0.01)
     with contextlib.suppress(OSError):
         workdirs.sweep()

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from adrs.evaluation.deferred import wait_closed
-from adrs.sandbox import workdirs
+from adrs.sandbox import procs, workdirs
 
 ROUNDS = 50
 ROUND_PAUSE_S = 0.001
@@ -67,7 +67,7 @@ def kill_descendants() -> int:
     killed: set[int] = set()
     for _ in range(ROUNDS):
         pids = descendants(os.getpid())
-        if not pids and not any(workdirs.running(pid) for pid in killed):
+        if not pids and not any(procs.running(pid) for pid in killed):
             break
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -83,7 +83,7 @@ def descendants(root: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        parent = _parent(entry.path)
+        parent = _parent(int(entry.name))
         if parent is not None:
             children.setdefault(parent, []).append(int(entry.name))
     found, stack = [], [root]
@@ -94,12 +94,12 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def _parent(proc: str) -> int | None:
+def _parent(pid: int) -> int | None:
+    """`pid`'s parent; None when it has ended (a zombie is already dead) or is gone."""
     try:
-        stat = Path(proc, "stat").read_text()
+        fields = procs.stat_fields(pid)
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()  # after "pid (name) "
-    if len(fields) < 2 or fields[0] == "Z":  # a zombie is already dead
+    if len(fields) < 2 or fields[0] == "Z":
         return None
     return int(fields[1])

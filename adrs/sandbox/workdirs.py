@@ -20,6 +20,7 @@ import stat
 import tempfile
 
 from adrs.sandbox.cleanup import remove_tree
+from adrs.sandbox.procs import running
 
 PREFIX = "adrs-sandbox-"
 _NAME = re.compile(re.escape(PREFIX) + r"(\d+)-(\d+)-")
@@ -52,19 +53,6 @@ def _left_by_the_dead(name: str, namespace: int) -> bool:
         return False
     pid = int(match.group(2))
     return pid != os.getpid() and not running(pid)
-
-
-def running(pid: int) -> bool:
-    """Whether `pid` runs: in /proc, and not a zombie (killed, not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat_line = file.read(4096)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: keep its folders
-    state = stat_line[stat_line.rfind(b")") + 2:][:1]
-    return state not in (b"Z", b"X")
 
 
 def _ours(entry: os.DirEntry[str]) -> bool:

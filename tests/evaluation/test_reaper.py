@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(120)
 SCRIPT = """
 import subprocess, sys, time
 from adrs.evaluation.reaper import kill_descendants
-from adrs.sandbox.workdirs import running
+from adrs.sandbox.procs import running
 
 HOG = "b = bytearray(512 << 20)\\nfor i in range(0, len(b), 4096): b[i] = 1\\n" \\
       "print('ready', flush=True)\\nimport time; time.sleep(600)\\n"
